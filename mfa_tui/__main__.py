@@ -1,0 +1,3 @@
+from mfa_tui.cli import main
+
+main()

@@ -1,0 +1,577 @@
+"""The command line: parse, call core, print. Exit codes: 0 done, 1 refused, 2 bad input, 3 storage.
+
+Every failure prints one line on stderr; a traceback only with --debug.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+
+from mfa_tui.core.config import Config
+from mfa_tui.core.errors import InputError, MfaTuiError
+from mfa_tui.core.text import csv_cell, printable
+
+if TYPE_CHECKING:
+    from mfa_tui.core.context import Context
+
+app = typer.Typer(
+    name="mfa-tui",
+    help="Administer and use per-user multi-factor authentication. With no command, opens the console.",
+    no_args_is_help=False,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+users_app = typer.Typer(
+    help="Find, add, import and change users and their MFA.", no_args_is_help=True
+)
+settings_app = typer.Typer(
+    help="Show and change server settings (secrets are masked).", no_args_is_help=True
+)
+audit_app = typer.Typer(help="Read and check the audit log.", no_args_is_help=True)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(settings_app, name="settings")
+app.add_typer(audit_app, name="audit")
+app.add_typer(db_app, name="db")
+
+
+@dataclass
+class State:
+    config: Config
+    debug: bool
+    _context: Context | None = None
+
+    def context(self) -> Context:
+        if self._context is None:
+            from mfa_tui.core.context import open_context
+
+            self._context = open_context(self.config)
+        return self._context
+
+
+def _state(ctx: typer.Context) -> State:
+    return ctx.find_root().obj  # type: ignore[no-any-return]
+
+
+def _actor():  # type: ignore[no-untyped-def]
+    from mfa_tui.core.access import Actor
+
+    return Actor.cli()
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    raise _Exit(message, code)
+
+
+class _Exit(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _read_stdin_line(what: str) -> str:
+    line = sys.stdin.readline()
+    if not line:
+        _fail(f"Expected {what} on standard input, but it was empty.")
+    return line.rstrip("\r\n")
+
+
+def _read_password(password_stdin: bool, username: str) -> str:
+    if password_stdin:
+        return _read_stdin_line("the password")
+    if not sys.stdin.isatty():
+        _fail("No terminal to ask for the password: pass it with --password-stdin.")
+    first = getpass.getpass(f"Password for {username}: ")
+    second = getpass.getpass("Password again: ")
+    if first != second:
+        _fail("The two passwords differ; nothing was changed.")
+    return first
+
+
+@app.callback(invoke_without_command=True)
+def root(
+    ctx: typer.Context,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Database URL (default: SQLite in the user data folder).",
+            envvar="MFA_TUI_DATABASE_URL",
+        ),
+    ] = None,
+    key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--key-file",
+            help="Secret key file (default: secret.key in the user data folder).",
+            envvar="MFA_TUI_KEY_FILE",
+        ),
+    ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks for unexpected errors.")
+    ] = False,
+) -> None:
+    ctx.obj = State(Config.resolve(db, key_file), debug)
+    if ctx.invoked_subcommand is None:
+        from mfa_tui.ui.app import run_console
+
+        run_console(ctx.obj.config)
+
+
+# Setup --------------------------------------------------------------------------------------------
+
+
+@app.command()
+def init(
+    ctx: typer.Context,
+    admin: Annotated[str, typer.Option("--admin", help="Username of the first administrator.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Create the database and its first administrator."""
+    from mfa_tui.core.services.users import UserService
+
+    context = _state(ctx).context()
+    users = UserService(context)
+    if users.count():
+        _fail("This database already has users; 'init' is for a new database.")
+    password = _read_password(password_stdin, admin)
+    user = users.create(_actor(), admin, role="admin", password=password)
+    typer.echo(
+        f"Created administrator {printable(user.username)} in {context.db.engine.url.render_as_string()}."
+    )
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    users: Annotated[
+        int, typer.Option("--users", min=0, max=2_000_000, help="Extra generated users.")
+    ] = 0,
+) -> None:
+    """Seed an EMPTY database with demo users and print their logins."""
+    from mfa_tui.core.demo import seed_demo
+
+    logins = seed_demo(_state(ctx).context(), _actor(), users)
+    typer.echo("Demo logins (shown once; change these passwords before real use):")
+    for login in logins:
+        typer.echo(f"  {login.username:<10} {login.password:<18} {login.role:<9} {login.note}")
+    if users:
+        typer.echo(f"  … and {users} generated users without passwords.")
+
+
+# Users --------------------------------------------------------------------------------------------
+
+
+@users_app.command("list")
+def users_list(
+    ctx: typer.Context,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="A JSON array ordered by username.")
+    ] = False,
+    search: Annotated[
+        str | None,
+        typer.Option("--search", help="Substring of username, name or email (any case)."),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="At most this many users.")
+    ] = None,
+) -> None:
+    """List users with their MFA type and status as they take effect under the current policy."""
+    from mfa_tui.core.services.users import UserService
+
+    rows = UserService(_state(ctx).context()).list(search=search, limit=limit)
+    if as_json:
+        typer.echo(json.dumps([row.as_json() for row in rows], indent=2))
+        return
+    header = ("USERNAME", "NAME", "EMAIL", "ROLE", "MFA TYPE", "MFA STATUS", "LOCKED")
+    table = [header] + [
+        (
+            printable(r.username),
+            printable(r.display_name),
+            printable(r.email),
+            r.role,
+            r.mfa_type,
+            r.mfa_status,
+            "yes" if r.locked else "",
+        )
+        for r in rows
+    ]
+    widths = [min(max(len(line[i]) for line in table), 40) for i in range(len(header))]
+    for line in table:
+        typer.echo(
+            "  ".join(
+                cell[:40].ljust(width) for cell, width in zip(line, widths, strict=True)
+            ).rstrip()
+        )
+
+
+@users_app.command("add")
+def users_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Username (unique, any case).")],
+    email: Annotated[str | None, typer.Option("--email")] = None,
+    phone: Annotated[
+        str | None, typer.Option("--phone", help="International form, e.g. +14155550123.")
+    ] = None,
+    display_name: Annotated[str | None, typer.Option("--display-name")] = None,
+    role: Annotated[str, typer.Option("--role", help="user, helpdesk or admin.")] = "user",
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Add a user (without a password unless --password-stdin)."""
+    from mfa_tui.core.services.users import UserService
+
+    password = _read_stdin_line("the password") if password_stdin else None
+    user = UserService(_state(ctx).context()).create(
+        _actor(),
+        name,
+        display_name=display_name,
+        email=email,
+        phone=phone,
+        role=role,
+        password=password,
+    )
+    typer.echo(f"Added {printable(user.username)} ({user.role}).")
+
+
+@users_app.command("set-password")
+def users_set_password(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Username.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Set a user's password."""
+    from mfa_tui.core.services.users import UserService
+
+    password = _read_password(password_stdin, name)
+    UserService(_state(ctx).context()).set_password(_actor(), name, password)
+    typer.echo(f"Password set for {printable(name)}.")
+
+
+@users_app.command("delete")
+def users_delete(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Username.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: deleting cannot be undone.")] = False,
+) -> None:
+    """Delete a user and their MFA (never the last administrator)."""
+    from mfa_tui.core.services.users import UserService
+
+    if not yes:
+        _fail(f"Deleting '{name}' cannot be undone: add --yes to confirm.")
+    UserService(_state(ctx).context()).delete(_actor(), name)
+    typer.echo(f"Deleted {printable(name)}.")
+
+
+@users_app.command("import")
+def users_import(
+    ctx: typer.Context,
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV with a header: username, display_name, email, phone, role, mfa_type, configure_later."
+        ),
+    ],
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Import the good lines and list the bad ones.")
+    ] = False,
+) -> None:
+    """Import users from CSV: any bad line means nothing is imported (unless --skip-invalid)."""
+    from mfa_tui.core.services.users import import_users
+
+    report = import_users(_state(ctx).context(), _actor(), file, skip_invalid=skip_invalid)
+    for line, problem in report.problems:
+        typer.echo(f"line {line}: {printable(problem)}", err=True)
+    if report.problems and not skip_invalid:
+        _fail(
+            f"Nothing imported: {len(report.problems)} bad line(s) in {file}; fix them or use --skip-invalid."
+        )
+    skipped = f", skipped {len(report.problems)} bad line(s)" if report.problems else ""
+    typer.echo(f"Imported {report.imported} user(s){skipped}.")
+
+
+@users_app.command("set-mfa")
+def users_set_mfa(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Username.")],
+    mfa_type: Annotated[
+        str, typer.Option("--type", help="none, totp, email, sms, yubikey, radius or duo.")
+    ],
+    configure_later: Annotated[
+        bool, typer.Option("--configure-later", help="The user enrolls at next login.")
+    ] = False,
+) -> None:
+    """Set a user's MFA type. Without --configure-later, configure it now: the otpauth URI is printed
+    and a code from the app is read from standard input."""
+    from mfa_tui.core import validation
+    from mfa_tui.core.services.mfa import MfaService
+
+    service = MfaService(_state(ctx).context())
+    actor = _actor()
+    kind = validation.mfa_type(mfa_type)
+    if kind == "none" or configure_later:
+        service.set_type(actor, name, kind, configure_later=True)
+        status = "no MFA" if kind == "none" else "pending user configuration"
+        typer.echo(f"{printable(name)}: {kind}, {status}.")
+        return
+    start = service.begin_enrollment(actor, name, kind)
+    typer.echo(start.instructions, err=True)
+    if start.provisioning_uri:
+        typer.echo(start.provisioning_uri)
+        typer.echo(f"Secret: {start.manual_secret}", err=True)
+    typer.echo("Code: ", err=True, nl=False)
+    code = sys.stdin.readline().strip()
+    if not code or not service.confirm_code(actor, start.credential_id, code):
+        service.cancel_enrollment(actor, start.credential_id)
+        _fail("The code was not accepted; nothing was changed.", 1)
+    service.activate(actor, name, start.credential_id)
+    typer.echo(f"{printable(name)}: {kind}, configured.")
+
+
+@users_app.command("reset-mfa")
+def users_reset_mfa(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(help="Username.")]
+) -> None:
+    """Lost device: keep the type, remove the factor and backup codes; the user enrolls again."""
+    from mfa_tui.core.services.mfa import MfaService
+
+    MfaService(_state(ctx).context()).reset(_actor(), name)
+    typer.echo(f"{printable(name)}: MFA reset, pending user configuration.")
+
+
+@users_app.command("unlock")
+def users_unlock(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(help="Username.")]
+) -> None:
+    """Lift a lockout after failed second-factor attempts."""
+    from mfa_tui.core.services.mfa import MfaService
+
+    changed = MfaService(_state(ctx).context()).unlock(_actor(), name)
+    typer.echo(f"{printable(name)}: unlocked." if changed else f"{printable(name)} was not locked.")
+
+
+# Settings -----------------------------------------------------------------------------------------
+
+
+@settings_app.command("show")
+def settings_show(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON object of key to value.")] = False,
+) -> None:
+    """Show every setting (secrets masked)."""
+    from mfa_tui.core.services.settings_store import SettingsStore
+
+    shown = SettingsStore(_state(ctx).context()).show()
+    if as_json:
+        typer.echo(json.dumps({spec.key: text for spec, text in shown}, indent=2))
+        return
+    width = max(len(spec.key) for spec, _ in shown)
+    for spec, text in shown:
+        typer.echo(f"{spec.key.ljust(width)}  {printable(text)}")
+
+
+@settings_app.command("set")
+def settings_set(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(help="A key from 'settings show', e.g. mfa.usage.")],
+    value: Annotated[
+        str | None, typer.Argument(help="The new value; lists are comma-separated.")
+    ] = None,
+    value_stdin: Annotated[
+        bool,
+        typer.Option("--value-stdin", help="Read the value from standard input (for secrets)."),
+    ] = False,
+) -> None:
+    """Change one setting."""
+    from mfa_tui.core.services.settings_store import SettingsStore
+    from mfa_tui.core.settings import spec_for
+
+    if value_stdin == (value is not None):
+        _fail("Give the value either as an argument or with --value-stdin, not both or neither.")
+    spec = spec_for(key)
+    if spec.secret and not value_stdin:
+        _fail(
+            f"{key} is a secret: pass it with --value-stdin so it stays out of the shell history."
+        )
+    raw = _read_stdin_line("the value") if value_stdin else value
+    assert raw is not None
+    settings = SettingsStore(_state(ctx).context()).set_many(_actor(), {key: raw})
+    typer.echo(f"{key} = {printable(spec.show(settings[key]))}")
+
+
+# Audit --------------------------------------------------------------------------------------------
+
+
+@audit_app.command("list")
+def audit_list(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON array, newest first.")] = False,
+    as_csv: Annotated[
+        bool, typer.Option("--csv", help="CSV, safe to open in a spreadsheet.")
+    ] = False,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Check the HMAC chain; name the first bad row.")
+    ] = False,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Only the newest N events.")
+    ] = None,
+    search: Annotated[
+        str | None, typer.Option("--search", help="Filter on actor, action or target.")
+    ] = None,
+) -> None:
+    """The audit log, newest first."""
+    import csv
+
+    from mfa_tui.core.audit import list_events
+
+    context = _state(ctx).context()
+    if verify:
+        with context.db.read() as session:
+            report = context.audit.verify(session)
+        typer.echo(f"head: {report.count} events, last hash {report.head_hash}")
+        if not report.ok:
+            _fail(f"The audit log is broken at row {report.first_bad_seq}: {report.problem}.", 1)
+        typer.echo("The audit chain is intact.")
+        return
+    with context.db.read() as session:
+        events = list_events(session, limit=limit, text=search)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "seq": e.seq,
+                        "at": e.at.isoformat(),
+                        "actor": e.actor,
+                        "action": e.action,
+                        "target": e.target,
+                        "details": e.details,
+                    }
+                    for e in events
+                ],
+                indent=2,
+            )
+        )
+    elif as_csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["seq", "at", "actor", "action", "target", "details"])
+        for e in events:
+            writer.writerow(
+                [
+                    e.seq,
+                    e.at.isoformat(),
+                    csv_cell(e.actor),
+                    csv_cell(e.action),
+                    csv_cell(e.target),
+                    csv_cell(json.dumps(e.details)),
+                ]
+            )
+    else:
+        for e in events:
+            details = json.dumps(e.details, ensure_ascii=False) if e.details else ""
+            typer.echo(
+                f"{e.seq:>6}  {e.at:%Y-%m-%d %H:%M:%S}  {printable(e.actor)}  {e.action}  "
+                f"{printable(e.target)}  {printable(details)}".rstrip()
+            )
+
+
+# Second factor ------------------------------------------------------------------------------------
+
+
+@app.command()
+def verify(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Username.")],
+    send: Annotated[bool, typer.Option("--send", help="First send an Email or SMS code.")] = False,
+    require: Annotated[
+        bool, typer.Option("--require", help="Refuse users who need no second factor.")
+    ] = False,
+) -> None:
+    """Check NAME's second factor: reads one line (a code or a backup code) from standard input."""
+    from mfa_tui.core.services.mfa import MfaService
+
+    if send:
+        _fail("--send is for Email and SMS codes, which this version does not deliver yet.")
+    code = _read_stdin_line("a code")
+    outcome = MfaService(_state(ctx).context()).verify(
+        name, code, actor_name=f"{_actor().name}:verify"
+    )
+    if outcome.reason == "not_required":
+        if require:
+            _fail("Refused: a second factor is required but this user has none.", 1)
+        typer.echo(outcome.message, err=True)
+        return
+    if not outcome.accepted:
+        # The same answer for a wrong code, a locked account and an unknown user.
+        _fail("Refused: the code was not accepted.", 1)
+    typer.echo(outcome.message, err=True)
+
+
+# Database -----------------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context) -> None:
+    """Upgrade the database schema to this version (also done automatically on start)."""
+    from mfa_tui.core import schema
+
+    context = _state(ctx).context()
+    typer.echo(f"The database is at schema {schema.current_revision(context.db.engine)} (newest).")
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=args, prog_name="mfa-tui", standalone_mode=False)
+    except _Exit as failure:
+        _print_error(str(failure))
+        sys.exit(failure.code)
+    except MfaTuiError as error:
+        if debug:
+            raise
+        _print_error(str(error))
+        sys.exit(error.exit_code)
+    except typer.Abort:
+        _print_error("Interrupted; nothing more was changed.")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        _print_error("Interrupted.")
+        sys.exit(130)
+    except Exception as error:  # the last line of defence: no traceback reaches a person
+        if _is_parser_error(error):
+            # Typer's parser errors (a vendored click): usage problems are exit 2.
+            context = getattr(error, "ctx", None)
+            hint = f" (see '{context.command_path} --help')" if context is not None else ""
+            _print_error(f"{error.format_message()}{hint}")  # type: ignore[attr-defined]
+            sys.exit(getattr(error, "exit_code", 2))
+        if debug:
+            raise
+        _print_error(f"Unexpected error: {type(error).__name__}: {error} (run with --debug for details).")
+        sys.exit(3)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _is_parser_error(error: Exception) -> bool:
+    return callable(getattr(error, "format_message", None)) and isinstance(getattr(error, "exit_code", None), int)
+
+
+def _print_error(message: str) -> None:
+    print(f"mfa-tui: {printable(message)}", file=sys.stderr)
+
+
+__all__ = ["InputError", "app", "main"]

@@ -1,0 +1,1 @@
+"""The core: data, crypto, OTP and services. It never imports Textual (see tests/core/test_layers.py)."""

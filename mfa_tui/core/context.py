@@ -1,0 +1,92 @@
+"""Opening mfa-tui: the database (upgraded to the current schema) and its secret key.
+
+A missing or wrong key is a clear error, never a silently regenerated key: a key file is only
+created for a database that has never had one.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+
+from sqlmodel import select
+
+from mfa_tui.core import schema
+from mfa_tui.core.audit import AuditLog
+from mfa_tui.core.clock import Clock, SystemClock
+from mfa_tui.core.config import SECRET_KEY_ENV_VAR, Config
+from mfa_tui.core.crypto import (
+    SecretBox,
+    create_key_file,
+    decode_key,
+    key_check_value,
+    key_id_of,
+    read_key_file,
+)
+from mfa_tui.core.db import Database, make_engine
+from mfa_tui.core.errors import StorageError
+from mfa_tui.core.models import KeyCheck
+
+
+@dataclass
+class Context:
+    """What every service needs: the database, the key, the audit log and the clock."""
+
+    db: Database
+    box: SecretBox
+    clock: Clock = field(default_factory=SystemClock)
+
+    @property
+    def audit(self) -> AuditLog:
+        return AuditLog(self.box)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def open_context(config: Config, clock: Clock | None = None) -> Context:
+    database = Database(make_engine(config.database_url))
+    try:
+        schema.upgrade(database)
+        box = SecretBox(_load_key(database, config, clock or SystemClock()))
+    except BaseException:
+        database.dispose()
+        raise
+    return Context(db=database, box=box, clock=clock or SystemClock())
+
+
+def _load_key(database: Database, config: Config, clock: Clock) -> bytes:
+    with database.read() as session:
+        checks = session.exec(select(KeyCheck)).all()
+    if config.secret_key_text:
+        key = decode_key(config.secret_key_text, SECRET_KEY_ENV_VAR)
+        source = SECRET_KEY_ENV_VAR
+    elif config.key_file.exists():
+        key = read_key_file(config.key_file)
+        source = str(config.key_file)
+    elif not checks:
+        key = create_key_file(config.key_file)
+        source = str(config.key_file)
+    else:
+        raise StorageError(
+            f"No secret key at {config.key_file}, and this database was set up with key "
+            f"{checks[0].key_id}; restore that key file, or point --key-file or "
+            f"{SECRET_KEY_ENV_VAR} at it."
+        )
+    if not checks:
+        with database.write() as session:
+            session.add(
+                KeyCheck(
+                    key_id=key_id_of(key), check_value=key_check_value(key), created_at=clock.now()
+                )
+            )
+        return key
+    for check in checks:
+        if check.key_id == key_id_of(key) and hmac.compare_digest(
+            check.check_value, key_check_value(key)
+        ):
+            return key
+    raise StorageError(
+        f"The secret key from {source} (id {key_id_of(key)}) does not match this database "
+        f"(it expects key {checks[0].key_id}); use the key the database was created with."
+    )

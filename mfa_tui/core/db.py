@@ -1,0 +1,134 @@
+"""Engines, sessions and the schema version.
+
+``make_engine(url)`` is the only place an engine is built, so tests inject their own. SQLite gets
+WAL, foreign keys, a busy timeout and ``BEGIN IMMEDIATE`` for write transactions (a deferred
+transaction that later upgrades to a write fails under concurrency whatever the timeout).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlmodel import Session
+
+from mfa_tui.core.errors import StorageError
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+_WRITE = "mfa_tui_write"
+
+
+def make_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as error:
+        raise StorageError(
+            f"'{url}' is not a database URL; use e.g. sqlite:///path/to/mfa.db "
+            "or postgresql+psycopg://user@host/db."
+        ) from error
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, parsed.database)
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "psycopg":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    try:
+        return create_engine(parsed, pool_pre_ping=True)
+    except (ImportError, SQLAlchemyError) as error:
+        raise StorageError(f"Cannot use the database URL '{url}': {error}.") from error
+
+
+def _sqlite_engine(url: str, database: str | None) -> Engine:
+    if database and database != ":memory:" and not database.startswith("file:"):
+        directory = Path(database).expanduser().parent
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StorageError(
+                f"Cannot create the folder {directory}: {error.strerror}."
+            ) from error
+    engine = create_engine(
+        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        # Let SQLAlchemy's "begin" event below issue BEGIN, instead of pysqlite's own handling.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection) -> None:  # type: ignore[no-untyped-def]
+        write = connection.get_execution_options().get(_WRITE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+class Database:
+    """Hands out short sessions: ``read()`` for queries, ``write()`` for one atomic change."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._write_engine = engine.execution_options(**{_WRITE: True})
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with _storage_errors(), Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        with (
+            _storage_errors(),
+            Session(self._write_engine, expire_on_commit=False) as session,
+            session.begin(),
+        ):
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+@contextmanager
+def _storage_errors() -> Iterator[None]:
+    try:
+        yield
+    except OperationalError as error:
+        raise StorageError(describe_operational_error(error)) from error
+
+
+def describe_operational_error(error: OperationalError) -> str:
+    message = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+    lowered = message.lower()
+    if "database is locked" in lowered:
+        return "The database is busy (locked by another process); try again in a moment."
+    if "readonly" in lowered or "read-only" in lowered:
+        return "The database is read-only; check the file's permissions."
+    if "disk" in lowered and "full" in lowered:
+        return "The disk holding the database is full; free some space and try again."
+    if "unable to open" in lowered:
+        return "Cannot open the database file; check that its folder exists and is writable."
+    if "connection" in lowered or "could not connect" in lowered or "server" in lowered:
+        return f"Cannot reach the database server: {message}."
+    return f"The database reported a problem: {message}."
+
+
+def table_names(engine: Engine) -> set[str]:
+    try:
+        return set(inspect(engine).get_table_names())
+    except OperationalError as error:
+        raise StorageError(describe_operational_error(error)) from error

@@ -1,0 +1,438 @@
+"""Per-user MFA: type, configure later or now, enrollment, reset, unlock, and the second-factor check.
+
+The states a user can be in are kept consistent by construction: a user's type and status change
+in the same transaction as their credentials, a new secret is *verifying* (never valid for login)
+until proven, and the previous working factor stays active until the new one replaces it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, update
+from sqlmodel import Session, col, select
+
+from mfa_tui.core import backup_codes, lockout, validation
+from mfa_tui.core.access import Action, Actor
+from mfa_tui.core.audit import AuditEntry
+from mfa_tui.core.context import Context
+from mfa_tui.core.errors import ConflictError, InputError, NotFound
+from mfa_tui.core.factors import EnrollmentStart, factor_for
+from mfa_tui.core.models import BackupCode, CredentialState, MfaCredential, MfaStatus, MfaType, User
+from mfa_tui.core.services.guard import authorize, refusals_audited
+from mfa_tui.core.services.settings_store import SettingsStore
+from mfa_tui.core.services.users import effective_mfa, require_user
+
+
+@dataclass(frozen=True)
+class VerifyOutcome:
+    accepted: bool
+    # accepted | not_required | wrong_code | locked | unknown_user | not_enrolled
+    reason: str
+    method: str | None = None  # the factor type, or "backup_code"
+    backup_codes_left: int | None = None
+
+    @property
+    def message(self) -> str:
+        return {
+            "accepted": "Code accepted.",
+            "not_required": "No second factor is required for this user under the current policy.",
+            "locked": "Too many wrong codes: the account is locked; wait, or ask the helpdesk to unlock it.",
+            "not_enrolled": "This user has not finished setting up a second factor yet.",
+        }.get(self.reason, "The code was not accepted.")
+
+
+class MfaService:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.settings = SettingsStore(ctx)
+
+    # Staff choices --------------------------------------------------------------------------------
+
+    def set_type(
+        self, actor: Actor, username: str, mfa_type: str, *, configure_later: bool
+    ) -> None:
+        """Type None removes MFA; any other type with configure later makes the user enroll at next login.
+
+        Configuring now goes through ``begin_enrollment`` / ``confirm_code`` / ``activate`` instead.
+        """
+        now = self.ctx.clock.now()
+        settings = self.settings.load()
+        name = validation.supported_mfa_type(mfa_type, settings.supported_types)
+        if name != MfaType.NONE and not configure_later:
+            raise InputError(
+                "Configuring now needs the user's code: use the configure-now steps, or choose Configure later by user."
+            )
+        with refusals_audited(self.ctx, actor), self.ctx.db.write() as session:
+            user = require_user(session, username)
+            authorize(actor, Action.MANAGE_MFA, user)
+            before = (user.mfa_type, user.mfa_status)
+            if name == MfaType.NONE:
+                _delete_credentials(
+                    session, user, states=(CredentialState.VERIFYING, CredentialState.ACTIVE)
+                )
+                session.execute(delete(BackupCode).where(col(BackupCode.user_id) == user.id))
+                _set_user_mfa(session, user, MfaType.NONE, MfaStatus.NONE, now)
+            else:
+                # The working factor, if any, stays until the new one is verified at enrollment.
+                _delete_credentials(session, user, states=(CredentialState.VERIFYING,))
+                _set_user_mfa(session, user, name, MfaStatus.PENDING, now)
+            self._audit(
+                session,
+                actor,
+                "mfa.set_type",
+                user,
+                {"before": before, "after": (name, user.mfa_status)},
+            )
+
+    def reset(self, actor: Actor, username: str) -> None:
+        """A lost device: type kept, every credential and backup code removed, status pending."""
+        now = self.ctx.clock.now()
+        with refusals_audited(self.ctx, actor), self.ctx.db.write() as session:
+            user = require_user(session, username)
+            authorize(actor, Action.MANAGE_MFA, user)
+            mfa_type = user.mfa_type
+            if mfa_type == MfaType.NONE:
+                settings = self.settings.load(session)
+                mfa_type, _ = effective_mfa(user.mfa_type, user.mfa_status, settings)
+                if mfa_type == MfaType.NONE:
+                    raise InputError(f"'{user.username}' has no MFA to reset; set a type instead.")
+            _delete_credentials(
+                session, user, states=(CredentialState.VERIFYING, CredentialState.ACTIVE)
+            )
+            session.execute(delete(BackupCode).where(col(BackupCode.user_id) == user.id))
+            lockout.record_success(session, user.id)  # type: ignore[arg-type]
+            before = (user.mfa_type, user.mfa_status)
+            _set_user_mfa(session, user, mfa_type, MfaStatus.PENDING, now)
+            self._audit(
+                session,
+                actor,
+                "mfa.reset",
+                user,
+                {"before": before, "after": (mfa_type, MfaStatus.PENDING)},
+            )
+
+    def unlock(self, actor: Actor, username: str) -> bool:
+        with refusals_audited(self.ctx, actor), self.ctx.db.write() as session:
+            user = require_user(session, username)
+            authorize(actor, Action.MANAGE_MFA, user)
+            changed = lockout.unlock(session, user.id)  # type: ignore[arg-type]
+            if changed:
+                self._audit(session, actor, "user.unlock", user, {})
+            return changed
+
+    # Enrollment -----------------------------------------------------------------------------------
+
+    def begin_enrollment(self, actor: Actor, username: str, mfa_type: str) -> EnrollmentStart:
+        """A new *verifying* secret for the user (replacing any earlier unfinished one)."""
+        now = self.ctx.clock.now()
+        settings = self.settings.load()
+        name = validation.supported_mfa_type(mfa_type, settings.supported_types)
+        if name == MfaType.NONE:
+            raise InputError("Choose an MFA type to configure.")
+        factor = factor_for(name)
+        with refusals_audited(self.ctx, actor), self.ctx.db.write() as session:
+            user = require_user(session, username)
+            self._authorize_enrollment(actor, user)
+            _delete_credentials(session, user, states=(CredentialState.VERIFYING,))
+            credential, start = factor.new_credential(
+                self.ctx.box,
+                settings,
+                credential_id=secrets.token_hex(16),
+                user_id=user.id,  # type: ignore[arg-type]
+                account=user.username,
+                now=now,
+            )
+            session.add(credential)
+            self._audit(session, actor, "mfa.enrollment.begin", user, {"type": name})
+            return start
+
+    def enrollment_view(self, actor: Actor, credential_id: str) -> EnrollmentStart:
+        """The QR code and secret of an enrollment still in progress, shown again."""
+        with self.ctx.db.read() as session:
+            credential, user = self._verifying(session, credential_id)
+            self._authorize_enrollment(actor, user)
+            return factor_for(credential.type).enrollment_view(
+                self.ctx.box, self.settings.load(session), credential, user.username
+            )
+
+    def confirm_code(self, actor: Actor, credential_id: str, code: str) -> bool:
+        """Check a code against a verifying secret; the time-step it proves is used up."""
+        now = self.ctx.clock.now()
+        with self.ctx.db.read() as session:
+            credential, user = self._verifying(session, credential_id)
+            self._authorize_enrollment(actor, user)
+            settings = self.settings.load(session)
+        counter = factor_for(credential.type).matching_counter(
+            self.ctx.box, settings, credential, code, now
+        )
+        if counter is None:
+            return False
+        with self.ctx.db.write() as session:
+            accepted = session.execute(
+                update(MfaCredential)
+                .where(
+                    col(MfaCredential.id) == credential_id,
+                    col(MfaCredential.state) == CredentialState.VERIFYING,
+                    col(MfaCredential.last_used_step).is_(None)
+                    | (col(MfaCredential.last_used_step) < counter),
+                )
+                .values(last_used_step=counter, verified_at=now)
+            ).rowcount  # type: ignore[attr-defined]
+            if accepted:
+                self._audit(
+                    session, actor, "mfa.enrollment.code_verified", user, {"type": credential.type}
+                )
+            return bool(accepted)
+
+    def activate(
+        self, actor: Actor, username: str, credential_id: str, expected_version: int | None = None
+    ) -> None:
+        """Make a proven secret the user's working factor, replacing the previous one, atomically."""
+        now = self.ctx.clock.now()
+        with refusals_audited(self.ctx, actor), self.ctx.db.write() as session:
+            user = require_user(session, username)
+            self._authorize_enrollment(actor, user)
+            credential = session.get(MfaCredential, credential_id)
+            if (
+                credential is None
+                or credential.user_id != user.id
+                or credential.state != CredentialState.VERIFYING
+            ):
+                raise InputError("That enrollment was cancelled or replaced; start again.")
+            if credential.verified_at is None:
+                raise InputError(
+                    "Enter and validate a code from the authenticator app before saving."
+                )
+            if expected_version is not None and user.version != expected_version:
+                raise ConflictError(
+                    f"Someone else saved '{user.username}' while you were editing; reload the form."
+                )
+            before = (user.mfa_type, user.mfa_status)
+            _delete_credentials(session, user, states=(CredentialState.ACTIVE,))
+            session.execute(
+                update(MfaCredential)
+                .where(col(MfaCredential.id) == credential_id)
+                .values(state=CredentialState.ACTIVE)
+            )
+            _set_user_mfa(session, user, credential.type, MfaStatus.CONFIGURED, now)
+            self._audit(
+                session,
+                actor,
+                "mfa.configured",
+                user,
+                {"before": before, "after": (credential.type, MfaStatus.CONFIGURED)},
+            )
+
+    def cancel_enrollment(self, actor: Actor, credential_id: str) -> None:
+        with self.ctx.db.write() as session:
+            credential = session.get(MfaCredential, credential_id)
+            if credential is None or credential.state != CredentialState.VERIFYING:
+                return
+            user = session.get(User, credential.user_id)
+            assert user is not None
+            session.delete(credential)
+            self._audit(session, actor, "mfa.enrollment.cancel", user, {"type": credential.type})
+
+    # Backup codes ---------------------------------------------------------------------------------
+
+    def generate_backup_codes(self, actor: Actor, username: str) -> list[str]:
+        """A new set (the old set stops working); the codes are returned once and stored as hashes."""
+        now = self.ctx.clock.now()
+        settings = self.settings.load()
+        codes = backup_codes.new_codes(settings.backup_code_count)
+        with refusals_audited(self.ctx, actor), self.ctx.db.write() as session:
+            user = require_user(session, username)
+            self._authorize_enrollment(actor, user)
+            if user.mfa_status != MfaStatus.CONFIGURED:
+                raise InputError(
+                    f"'{user.username}' needs a configured second factor before backup codes."
+                )
+            session.execute(delete(BackupCode).where(col(BackupCode.user_id) == user.id))
+            session.execute(
+                BackupCode.__table__.insert(),  # type: ignore[attr-defined]
+                [
+                    {
+                        "user_id": user.id,
+                        "code_hash": self._code_hash(backup_codes.normalize(code) or ""),
+                        "created_at": now,
+                    }
+                    for code in codes
+                ],
+            )
+            self._audit(session, actor, "mfa.backup_codes.generate", user, {"count": len(codes)})
+        return codes
+
+    def backup_codes_left(self, username: str) -> int:
+        with self.ctx.db.read() as session:
+            user = require_user(session, username)
+            return _unused_backup_codes(session, user.id)  # type: ignore[arg-type]
+
+    # The second factor at login ------------------------------------------------------------------
+
+    def verify(self, username: str, code: str, *, actor_name: str | None = None) -> VerifyOutcome:
+        """Check a second factor (the user's active factor or a backup code) with lockout and replay refusal."""
+        now = self.ctx.clock.now()
+        with self.ctx.db.read() as session:
+            settings = self.settings.load(session)
+            user = _find(session, username)
+            if user is None:
+                return VerifyOutcome(False, "unknown_user")
+            mfa_type, _status = effective_mfa(user.mfa_type, user.mfa_status, settings)
+            if mfa_type == MfaType.NONE:
+                return VerifyOutcome(True, "not_required")
+            credential = session.exec(
+                select(MfaCredential).where(
+                    MfaCredential.user_id == user.id, MfaCredential.state == CredentialState.ACTIVE
+                )
+            ).one_or_none()
+        has_backup_codes = settings.backup_codes_enabled
+        if credential is None and not has_backup_codes:
+            return VerifyOutcome(False, "not_enrolled")
+        actor = actor_name or user.username
+        assert user.id is not None
+        if not lockout.reserve_attempt(self.ctx.db, user.id, settings, now):
+            self._audit_login(user, actor, "verify.refused", {"reason": "locked"}, now)
+            return VerifyOutcome(False, "locked")
+
+        method: str | None = None
+        with self.ctx.db.write() as session:
+            if credential is not None:
+                counter = factor_for(credential.type).matching_counter(
+                    self.ctx.box, settings, credential, code, now
+                )
+                if counter is not None and _consume_counter(session, credential.id, counter):
+                    method = credential.type
+            normalized = (
+                backup_codes.normalize(code) if method is None and has_backup_codes else None
+            )
+            if normalized is not None and _consume_backup_code(
+                session, user.id, self._code_hash(normalized), now
+            ):
+                method = "backup_code"
+            if method is not None:
+                lockout.record_success(session, user.id)
+                left = _unused_backup_codes(session, user.id)
+                self.ctx.audit.append(
+                    session,
+                    AuditEntry(actor, "verify.accepted", user.username, {"method": method}),
+                    now,
+                )
+                return VerifyOutcome(True, "accepted", method, left)
+            locked_now = lockout.record_failure(session, user.id, settings, now)
+            self.ctx.audit.append(
+                session,
+                AuditEntry(
+                    actor,
+                    "verify.refused",
+                    user.username,
+                    {"reason": "wrong_code", "locked": locked_now},
+                ),
+                now,
+            )
+            return VerifyOutcome(False, "wrong_code")
+
+    # Helpers --------------------------------------------------------------------------------------
+
+    def _code_hash(self, normalized_code: str) -> str:
+        return self.ctx.box.keyed_hash(backup_codes.HASH_PURPOSE, normalized_code)
+
+    def _authorize_enrollment(self, actor: Actor, user: User) -> None:
+        # A user enrolling themselves (first login, Preferences) is not "managing" MFA.
+        if actor.user_id is not None and actor.user_id == user.id and not actor.is_cli:
+            return
+        authorize(actor, Action.MANAGE_MFA, user)
+
+    def _verifying(self, session: Session, credential_id: str) -> tuple[MfaCredential, User]:
+        credential = session.get(MfaCredential, credential_id)
+        if credential is None or credential.state != CredentialState.VERIFYING:
+            raise NotFound("That enrollment was cancelled or replaced; start again.")
+        user = session.get(User, credential.user_id)
+        assert user is not None
+        return credential, user
+
+    def _audit(
+        self, session: Session, actor: Actor, action: str, user: User, details: dict[str, object]
+    ) -> None:
+        self.ctx.audit.append(
+            session, AuditEntry(actor.name, action, user.username, details), self.ctx.clock.now()
+        )
+
+    def _audit_login(
+        self, user: User, actor: str, action: str, details: dict[str, object], now: datetime
+    ) -> None:
+        with self.ctx.db.write() as session:
+            self.ctx.audit.append(session, AuditEntry(actor, action, user.username, details), now)
+
+
+def _find(session: Session, username: str) -> User | None:
+    return session.exec(
+        select(User).where(User.username_key == username.strip().casefold())
+    ).one_or_none()
+
+
+def _set_user_mfa(session: Session, user: User, mfa_type: str, status: str, now: datetime) -> None:
+    session.execute(
+        update(User)
+        .where(col(User.id) == user.id)
+        .values(
+            mfa_type=mfa_type,
+            mfa_status=status,
+            mfa_status_since=now,
+            version=User.version + 1,
+            updated_at=now,
+        )
+    )
+    session.expire(user)
+
+
+def _delete_credentials(session: Session, user: User, *, states: tuple[str, ...]) -> None:
+    session.execute(
+        delete(MfaCredential).where(
+            col(MfaCredential.user_id) == user.id, col(MfaCredential.state).in_(states)
+        )
+    )
+
+
+def _consume_counter(session: Session, credential_id: str, counter: int) -> bool:
+    """Accept a time-step at most once, even from two processes at the same moment."""
+    return (
+        session.execute(
+            update(MfaCredential)
+            .where(
+                col(MfaCredential.id) == credential_id,
+                col(MfaCredential.state) == CredentialState.ACTIVE,
+                col(MfaCredential.last_used_step).is_(None)
+                | (col(MfaCredential.last_used_step) < counter),
+            )
+            .values(last_used_step=counter)
+        ).rowcount  # type: ignore[attr-defined]
+        == 1
+    )
+
+
+def _consume_backup_code(session: Session, user_id: int, code_hash: str, now: datetime) -> bool:
+    return (
+        session.execute(
+            update(BackupCode)
+            .where(
+                col(BackupCode.user_id) == user_id,
+                col(BackupCode.code_hash) == code_hash,
+                col(BackupCode.used_at).is_(None),
+            )
+            .values(used_at=now)
+        ).rowcount  # type: ignore[attr-defined]
+        == 1
+    )
+
+
+def _unused_backup_codes(session: Session, user_id: int) -> int:
+    from sqlalchemy import func
+
+    return session.exec(
+        select(func.count())
+        .select_from(BackupCode)
+        .where(BackupCode.user_id == user_id, col(BackupCode.used_at).is_(None))
+    ).one()

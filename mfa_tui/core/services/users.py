@@ -1,0 +1,434 @@
+"""Users: create, find, list page by page, edit with optimistic locking, delete, import."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Select, delete, func, update
+from sqlmodel import Session, col, select
+
+from mfa_tui.core import csv_import, passwords, validation
+from mfa_tui.core.access import Action, Actor
+from mfa_tui.core.audit import AuditEntry, escape_like
+from mfa_tui.core.context import Context
+from mfa_tui.core.errors import ConflictError, InputError, NotFound
+from mfa_tui.core.lockout import LockState, state_of
+from mfa_tui.core.models import Lockout, MfaStatus, MfaType, Role, User
+from mfa_tui.core.services.guard import authorize, refusals_audited
+from mfa_tui.core.services.settings_store import SettingsStore
+from mfa_tui.core.settings import Settings
+
+
+@dataclass(frozen=True)
+class UserView:
+    """A user as screens and the CLI see it, with MFA type and status as they take effect."""
+
+    id: int
+    username: str
+    display_name: str | None
+    email: str | None
+    phone: str | None
+    role: str
+    enabled: bool
+    locked: bool
+    mfa_type: str  # effective under the current policy
+    mfa_status: str  # effective under the current policy
+    stored_mfa_type: str
+    stored_mfa_status: str
+    mfa_status_since: datetime | None
+    has_password: bool
+    version: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "username": self.username,
+            "display_name": self.display_name,
+            "email": self.email,
+            "phone": self.phone,
+            "role": self.role,
+            "enabled": self.enabled,
+            "locked": self.locked,
+            "mfa_type": self.mfa_type,
+            "mfa_status": self.mfa_status,
+        }
+
+
+@dataclass(frozen=True)
+class GeneralFields:
+    """The General section of User edit; None means "leave as it is"."""
+
+    username: str | None = None
+    display_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    role: str | None = None
+    enabled: bool | None = None
+    clear: frozenset[str] = field(default_factory=frozenset)  # fields to set to empty
+
+
+def effective_mfa(mfa_type: str, mfa_status: str, settings: Settings) -> tuple[str, str]:
+    if settings.usage == "skipped":
+        return MfaType.NONE, MfaStatus.NONE
+    if settings.usage == "required" and mfa_type == MfaType.NONE:
+        return settings.default_type, MfaStatus.PENDING
+    return mfa_type, mfa_status
+
+
+def to_view(user: User, lock: LockState, settings: Settings, now: datetime) -> UserView:
+    assert user.id is not None
+    mfa_type, mfa_status = effective_mfa(user.mfa_type, user.mfa_status, settings)
+    return UserView(
+        id=user.id,
+        username=user.username,
+        display_name=user.display_name,
+        email=user.email,
+        phone=user.phone,
+        role=user.role,
+        enabled=user.enabled,
+        locked=lock.is_locked(settings, now),
+        mfa_type=mfa_type,
+        mfa_status=mfa_status,
+        stored_mfa_type=user.mfa_type,
+        stored_mfa_status=user.mfa_status,
+        mfa_status_since=user.mfa_status_since,
+        has_password=user.password_hash is not None,
+        version=user.version,
+    )
+
+
+def _with_lockout() -> Select[Any]:
+    return select(User, Lockout).outerjoin(Lockout, col(Lockout.user_id) == col(User.id))
+
+
+def find_user(session: Session, username: str) -> User | None:
+    return session.exec(
+        select(User).where(User.username_key == username.strip().casefold())
+    ).one_or_none()
+
+
+def require_user(session: Session, username: str) -> User:
+    user = find_user(session, username)
+    if user is None:
+        raise NotFound(f"There is no user '{username}'; 'mfa-tui users list --search' finds users.")
+    return user
+
+
+class UserService:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.settings = SettingsStore(ctx)
+
+    # Reading -----------------------------------------------------------------------------------
+
+    def count(self) -> int:
+        with self.ctx.db.read() as session:
+            return session.exec(select(func.count()).select_from(User)).one()
+
+    def get(self, username: str) -> UserView:
+        with self.ctx.db.read() as session:
+            user = require_user(session, username)
+            return self._view(session, user)
+
+    def get_by_id(self, user_id: int) -> UserView:
+        with self.ctx.db.read() as session:
+            user = session.get(User, user_id)
+            if user is None:
+                raise NotFound("That user no longer exists; reload the list.")
+            return self._view(session, user)
+
+    def list(
+        self, *, search: str | None = None, limit: int | None = None, after: str | None = None
+    ) -> list[UserView]:
+        """Users ordered by username, filtered in SQL; ``after`` is the last username_key seen (keyset paging)."""
+        query = _with_lockout().order_by(col(User.username_key))
+        if search:
+            pattern = f"%{escape_like(search.strip())}%"
+            query = query.where(
+                col(User.username).ilike(pattern, escape="\\")
+                | col(User.display_name).ilike(pattern, escape="\\")
+                | col(User.email).ilike(pattern, escape="\\")
+            )
+        if after is not None:
+            query = query.where(col(User.username_key) > after)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.ctx.db.read() as session:
+            settings = self.settings.load(session)
+            now = self.ctx.clock.now()
+            return [
+                to_view(user, state_of(lock), settings, now)
+                for user, lock in session.exec(query).all()
+            ]
+
+    def _view(self, session: Session, user: User) -> UserView:
+        lock = session.get(Lockout, user.id)
+        return to_view(user, state_of(lock), self.settings.load(session), self.ctx.clock.now())
+
+    # Changing ----------------------------------------------------------------------------------
+
+    def create(
+        self,
+        actor: Actor,
+        username: str,
+        *,
+        display_name: str | None = None,
+        email: str | None = None,
+        phone: str | None = None,
+        role: str = Role.USER,
+        password: str | None = None,
+    ) -> UserView:
+        name = validation.username(username)
+        values = {
+            "display_name": validation.display_name(display_name),
+            "email": validation.email(email),
+            "phone": validation.phone(phone),
+            "role": validation.role(role),
+        }
+        if password is not None:
+            passwords.check_password_strength(password, name)
+        password_hash = passwords.hash_password(password) if password is not None else None
+        now = self.ctx.clock.now()
+        with refusals_audited(self.ctx, actor), self.ctx.db.write() as session:
+            authorize(actor, Action.MANAGE_ACCOUNTS, None)
+            if find_user(session, name) is not None:
+                raise InputError(f"A user named '{name}' already exists (usernames ignore case).")
+            user = User(
+                username=name,
+                username_key=name.casefold(),
+                password_hash=password_hash,
+                created_at=now,
+                updated_at=now,
+                **values,
+            )
+            session.add(user)
+            session.flush()
+            self.ctx.audit.append(
+                session,
+                AuditEntry(actor.name, "user.create", name, {"after": _public_fields(user)}),
+                now,
+            )
+            return to_view(user, LockState(), self.settings.load(session), now)
+
+    def set_password(self, actor: Actor, username: str, password: str) -> None:
+        now = self.ctx.clock.now()
+        with self.ctx.db.read() as session:
+            user = require_user(session, username)
+        passwords.check_password_strength(password, user.username)
+        password_hash = passwords.hash_password(password)
+        with refusals_audited(self.ctx, actor), self.ctx.db.write() as session:
+            user = require_user(session, username)
+            authorize(actor, Action.EDIT_GENERAL, user)
+            session.execute(
+                update(User)
+                .where(col(User.id) == user.id)
+                .values(password_hash=password_hash, version=User.version + 1, updated_at=now)
+            )
+            self.ctx.audit.append(
+                session, AuditEntry(actor.name, "user.set_password", user.username), now
+            )
+
+    def update_general(
+        self, actor: Actor, user_id: int, expected_version: int, fields: GeneralFields
+    ) -> UserView:
+        """Save the General section if nobody saved this user since ``expected_version`` was read."""
+        now = self.ctx.clock.now()
+        with refusals_audited(self.ctx, actor), self.ctx.db.write() as session:
+            user = session.get(User, user_id)
+            if user is None:
+                raise NotFound("That user was deleted by someone else; close the form.")
+            authorize(actor, Action.EDIT_GENERAL, user)
+            changes = self._general_changes(session, user, fields)
+            if "role" in changes or "enabled" in changes:
+                authorize(actor, Action.MANAGE_ACCOUNTS, user)
+                self._keep_an_admin(session, user, changes)
+            if not changes:
+                if user.version != expected_version:
+                    raise _conflict(user.username)
+                return self._view(session, user)
+            before = _public_fields(user)
+            result = session.execute(
+                update(User)
+                .where(col(User.id) == user_id, col(User.version) == expected_version)
+                .values(**changes, version=expected_version + 1, updated_at=now)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise _conflict(user.username)
+            session.expire(user)
+            user = session.get(User, user_id)
+            assert user is not None
+            after = _public_fields(user)
+            self.ctx.audit.append(
+                session,
+                AuditEntry(
+                    actor.name,
+                    "user.update",
+                    user.username,
+                    {
+                        "before": {k: before[k] for k in changes if k in before},
+                        "after": {k: after[k] for k in changes if k in after},
+                    },
+                ),
+                now,
+            )
+            return self._view(session, user)
+
+    def delete(self, actor: Actor, username: str) -> None:
+        now = self.ctx.clock.now()
+        with refusals_audited(self.ctx, actor), self.ctx.db.write() as session:
+            user = require_user(session, username)
+            authorize(actor, Action.MANAGE_ACCOUNTS, user)
+            self._keep_an_admin(session, user, {"deleted": True})
+            before = _public_fields(user)
+            session.execute(delete(User).where(col(User.id) == user.id))
+            self.ctx.audit.append(
+                session,
+                AuditEntry(actor.name, "user.delete", user.username, {"before": before}),
+                now,
+            )
+
+    # Helpers -----------------------------------------------------------------------------------
+
+    def _general_changes(
+        self, session: Session, user: User, fields: GeneralFields
+    ) -> dict[str, Any]:
+        wanted: dict[str, Any] = {}
+        if fields.username is not None:
+            name = validation.username(fields.username)
+            if name != user.username:
+                other = find_user(session, name)
+                if other is not None and other.id != user.id:
+                    raise InputError(
+                        f"A user named '{name}' already exists (usernames ignore case)."
+                    )
+                wanted["username"] = name
+                wanted["username_key"] = name.casefold()
+        for key, check in (
+            ("display_name", validation.display_name),
+            ("email", validation.email),
+            ("phone", validation.phone),
+        ):
+            raw = getattr(fields, key)
+            if key in fields.clear:
+                wanted[key] = None
+            elif raw is not None:
+                wanted[key] = check(raw)
+        if fields.role is not None:
+            wanted["role"] = validation.role(fields.role)
+        if fields.enabled is not None:
+            wanted["enabled"] = fields.enabled
+        return {key: value for key, value in wanted.items() if getattr(user, key) != value}
+
+    def _keep_an_admin(self, session: Session, user: User, changes: dict[str, Any]) -> None:
+        losing_admin = user.role == Role.ADMIN and (
+            changes.get("deleted")
+            or changes.get("role", Role.ADMIN) != Role.ADMIN
+            or changes.get("enabled") is False
+        )
+        if not losing_admin:
+            return
+        others = session.exec(
+            select(func.count())
+            .select_from(User)
+            .where(
+                col(User.role) == Role.ADMIN, col(User.enabled).is_(True), col(User.id) != user.id
+            )
+        ).one()
+        if others == 0:
+            raise InputError(
+                f"'{user.username}' is the last enabled administrator; make another administrator first."
+            )
+
+
+def _conflict(username: str) -> ConflictError:
+    return ConflictError(
+        f"Someone else saved '{username}' while you were editing; reload the form to see their changes."
+    )
+
+
+def _public_fields(user: User) -> dict[str, Any]:
+    """What an audit entry may show of a user: never the password hash."""
+    return {
+        "username": user.username,
+        "display_name": user.display_name,
+        "email": user.email,
+        "phone": user.phone,
+        "role": user.role,
+        "enabled": user.enabled,
+        "mfa_type": user.mfa_type,
+        "mfa_status": user.mfa_status,
+    }
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    imported: int
+    problems: list[tuple[int, str]]
+
+
+def import_users(ctx: Context, actor: Actor, path: Path, *, skip_invalid: bool) -> ImportReport:
+    """Check every line first; import all good lines only if none is bad (or ``skip_invalid``)."""
+    lines = csv_import.read_csv(path)
+    settings = SettingsStore(ctx).load()
+    with ctx.db.read() as session:
+        existing = _existing_keys(
+            session, {raw.get("username", "").strip().casefold() for _, raw in lines}
+        )
+    parsed = csv_import.parse_rows(
+        lines, existing_keys=existing, supported=settings.supported_types
+    )
+    if parsed.problems and not skip_invalid:
+        return ImportReport(0, parsed.problems)
+    now = ctx.clock.now()
+    with refusals_audited(ctx, actor), ctx.db.write() as session:
+        authorize(actor, Action.MANAGE_ACCOUNTS)
+        if _existing_keys(session, {row["username_key"] for row in parsed.rows}):
+            raise ConflictError(
+                "Some of these users were created while importing; run the import again."
+            )
+        for start in range(0, len(parsed.rows), 5000):
+            chunk = parsed.rows[start : start + 5000]
+            session.execute(
+                User.__table__.insert(),  # type: ignore[attr-defined]
+                [
+                    {
+                        **row,
+                        "enabled": True,
+                        "version": 1,
+                        "created_at": now,
+                        "updated_at": now,
+                        "mfa_status_since": now if row["mfa_status"] == MfaStatus.PENDING else None,
+                    }
+                    for row in chunk
+                ],
+            )
+        ctx.audit.append_many(
+            session,
+            (
+                AuditEntry(
+                    actor.name,
+                    "user.create",
+                    row["username"],
+                    {
+                        "after": {k: v for k, v in row.items() if k != "username_key"},
+                        "source": "import",
+                    },
+                )
+                for row in parsed.rows
+            ),
+            now,
+        )
+    return ImportReport(len(parsed.rows), parsed.problems)
+
+
+def _existing_keys(session: Session, keys: set[str]) -> set[str]:
+    found: set[str] = set()
+    ordered = sorted(keys)
+    for start in range(0, len(ordered), 900):
+        chunk = ordered[start : start + 900]
+        found.update(
+            session.exec(select(User.username_key).where(col(User.username_key).in_(chunk))).all()
+        )
+    return found

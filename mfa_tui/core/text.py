@@ -1,0 +1,36 @@
+"""User-supplied text on its way to a terminal or a spreadsheet."""
+
+from __future__ import annotations
+
+import unicodedata
+
+_CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def printable(value: str | None) -> str:
+    """Show control and escape characters escaped (``\\x1b``), never raw, so text cannot drive the terminal."""
+    if value is None:
+        return ""
+    out: list[str] = []
+    for char in value:
+        category = unicodedata.category(char)
+        if category in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"):
+            code = ord(char)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        elif char == "\\":
+            out.append("\\\\")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def has_control_characters(value: str) -> bool:
+    return any(unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co") for char in value)
+
+
+def csv_cell(value: object) -> str:
+    """A cell that a spreadsheet will not run as a formula."""
+    text = printable("" if value is None else str(value))
+    if text.startswith(_CSV_FORMULA_STARTS):
+        return "'" + text
+    return text
