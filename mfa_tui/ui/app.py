@@ -6,10 +6,12 @@ from textual.app import App, ComposeResult
 from textual.widgets import Footer, Header, Static
 
 from mfa_tui.core.config import Config
+from mfa_tui.ui.resources import stylesheet
 
 
 class MfaTuiApp(App[None]):
     TITLE = "mfa-tui"
+    CSS_PATH = stylesheet()
 
     def __init__(self, config: Config) -> None:
         super().__init__()
