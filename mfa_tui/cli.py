@@ -20,6 +20,7 @@ from mfa_tui.core.text import csv_cell, printable
 
 if TYPE_CHECKING:
     from mfa_tui.core.context import Context
+    from mfa_tui.core.settings import SettingSpec
 
 app = typer.Typer(
     name="mfa-tui",
@@ -55,6 +56,11 @@ class State:
 
             self._context = open_context(self.config)
         return self._context
+
+    def close(self) -> None:
+        if self._context is not None:
+            self._context.close()
+            self._context = None
 
 
 def _state(ctx: typer.Context) -> State:
@@ -120,6 +126,8 @@ def root(
     ] = False,
 ) -> None:
     ctx.obj = State(Config.resolve(db, key_file), debug)
+    # Release the database connections when the command ends, whatever way it ends.
+    ctx.call_on_close(ctx.obj.close)
     if ctx.invoked_subcommand is None:
         from mfa_tui.ui.app import run_console
 
@@ -328,11 +336,16 @@ def users_set_mfa(
         typer.echo(f"{printable(name)}: {kind}, {status}.")
         return
     start = service.begin_enrollment(actor, name, kind)
-    typer.echo(start.instructions, err=True)
+    # A script reads the URI from stdout and writes the code; a person also gets instructions.
+    interactive = sys.stdin.isatty()
+    if interactive:
+        typer.echo(start.instructions, err=True)
     if start.provisioning_uri:
         typer.echo(start.provisioning_uri)
-        typer.echo(f"Secret: {start.manual_secret}", err=True)
-    typer.echo("Code: ", err=True, nl=False)
+        if interactive:
+            typer.echo(f"Secret: {start.manual_secret}", err=True)
+    if interactive:
+        typer.echo("Code: ", err=True, nl=False)
     code = sys.stdin.readline().strip()
     if not code or not service.confirm_code(actor, start.credential_id, code):
         service.cancel_enrollment(actor, start.credential_id)
@@ -373,14 +386,27 @@ def settings_show(
 ) -> None:
     """Show every setting (secrets masked)."""
     from mfa_tui.core.services.settings_store import SettingsStore
+    from mfa_tui.core.settings import SETTING_SPECS
 
-    shown = SettingsStore(_state(ctx).context()).show()
+    store = SettingsStore(_state(ctx).context())
     if as_json:
-        typer.echo(json.dumps({spec.key: text for spec, text in shown}, indent=2))
+        # Typed values (numbers, booleans, lists) for scripts; secrets masked all the same.
+        settings = store.load()
+        values = {spec.key: _json_setting(spec, settings[spec.key]) for spec in SETTING_SPECS}
+        typer.echo(json.dumps(values, indent=2))
         return
+    shown = store.show()
     width = max(len(spec.key) for spec, _ in shown)
     for spec, text in shown:
         typer.echo(f"{spec.key.ljust(width)}  {printable(text)}")
+
+
+def _json_setting(spec: SettingSpec, value: object) -> object:
+    if spec.secret:
+        return spec.show(value)
+    if spec.kind == "types":
+        return list(value)  # type: ignore[call-overload]
+    return value
 
 
 @settings_app.command("set")
@@ -555,19 +581,54 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except Exception as error:  # the last line of defence: no traceback reaches a person
         if _is_parser_error(error):
             # Typer's parser errors (a vendored click): usage problems are exit 2.
-            context = getattr(error, "ctx", None)
-            hint = f" (see '{context.command_path} --help')" if context is not None else ""
-            _print_error(f"{error.format_message()}{hint}")  # type: ignore[attr-defined]
+            _print_error(_usage_message(error))
             sys.exit(getattr(error, "exit_code", 2))
         if debug:
             raise
-        _print_error(f"Unexpected error: {type(error).__name__}: {error} (run with --debug for details).")
+        problem = _database_problem(error)
+        if problem is not None:
+            _print_error(problem)
+            sys.exit(3)
+        _print_error(
+            f"Unexpected error: {type(error).__name__}: {error} (run with --debug for details)."
+        )
         sys.exit(3)
     sys.exit(code if isinstance(code, int) else 0)
 
 
 def _is_parser_error(error: Exception) -> bool:
-    return callable(getattr(error, "format_message", None)) and isinstance(getattr(error, "exit_code", None), int)
+    return callable(getattr(error, "format_message", None)) and isinstance(
+        getattr(error, "exit_code", None), int
+    )
+
+
+def _usage_message(error: Exception) -> str:
+    context = getattr(error, "ctx", None)
+    if context is None:
+        return str(error.format_message())  # type: ignore[attr-defined]
+    hint = f"see '{context.command_path} --help'"
+    if type(error).__name__ == "NoArgsIsHelpError":
+        # A group called without its command: name the commands instead of dumping the help.
+        names = ", ".join(context.command.list_commands(context))
+        return f"'{context.command_path}' needs a command: {names} ({hint})."
+    message = str(error.format_message()).rstrip(".")  # type: ignore[attr-defined]
+    return f"{message} ({hint})."
+
+
+def _database_problem(error: Exception) -> str | None:
+    """A database error raised outside the services' own translation, e.g. a server down at start."""
+    if "sqlalchemy" not in sys.modules:
+        return None
+    from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+    from mfa_tui.core.db import describe_operational_error
+
+    if isinstance(error, OperationalError):
+        return describe_operational_error(error)
+    if isinstance(error, SQLAlchemyError):
+        detail = str(getattr(error, "orig", None) or error).strip().splitlines()
+        return f"The database reported a problem: {detail[0] if detail else type(error).__name__}."
+    return None
 
 
 def _print_error(message: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass, field
 
+from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
 from mfa_tui.core import schema
@@ -23,7 +24,7 @@ from mfa_tui.core.crypto import (
     key_id_of,
     read_key_file,
 )
-from mfa_tui.core.db import Database, make_engine
+from mfa_tui.core.db import Database, describe_operational_error, make_engine
 from mfa_tui.core.errors import StorageError
 from mfa_tui.core.models import KeyCheck
 
@@ -49,6 +50,9 @@ def open_context(config: Config, clock: Clock | None = None) -> Context:
     try:
         schema.upgrade(database)
         box = SecretBox(_load_key(database, config, clock or SystemClock()))
+    except OperationalError as error:  # e.g. the server is down: one sentence, not a traceback
+        database.dispose()
+        raise StorageError(describe_operational_error(error)) from error
     except BaseException:
         database.dispose()
         raise

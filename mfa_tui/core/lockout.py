@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, update
+from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from mfa_tui.core.db import Database
@@ -50,13 +52,8 @@ def state_of(row: Lockout | None) -> LockState:
 def reserve_attempt(db: Database, user_id: int, settings: Settings, now: datetime) -> bool:
     """Take one attempt from the budget before checking a code; False when the user is locked."""
     with db.write() as session:
-        row = session.get(Lockout, user_id)
-        if row is None:
-            session.execute(
-                insert(Lockout).values(user_id=user_id, failed_attempts=0, consecutive_locks=0)
-            )
-            row = Lockout(user_id=user_id)
-        state = state_of(row)
+        ensure_row(session, user_id)
+        state = state_of(session.get(Lockout, user_id))
         if state.locked_at is not None and not state.is_locked(settings, now):
             # The lock ran out: a fresh budget, but consecutive_locks remembers for the next one.
             session.execute(
@@ -74,6 +71,15 @@ def reserve_attempt(db: Database, user_id: int, settings: Settings, now: datetim
             .values(failed_attempts=col(Lockout.failed_attempts) + 1)
         )
         return reserved.rowcount == 1  # type: ignore[attr-defined]
+
+
+def ensure_row(session: Session, user_id: int) -> None:
+    """Create the user's counter row if missing; two processes doing so at once is fine."""
+    dialect = session.get_bind().dialect.name
+    statement = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(Lockout).values(
+        user_id=user_id, failed_attempts=0, consecutive_locks=0, password_failures=0
+    )
+    session.execute(statement.on_conflict_do_nothing(index_elements=["user_id"]))
 
 
 def record_success(session: Session, user_id: int) -> None:

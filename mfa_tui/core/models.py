@@ -164,6 +164,9 @@ class Lockout(SQLModel, table=True):
     locked_at: datetime | None = None
     # Consecutive locks without a success in between: each doubles the lock duration.
     consecutive_locks: int = 0
+    # Wrong passwords never lock (anyone could lock anyone out); they are slowed instead.
+    password_failures: int = 0
+    last_password_failure_at: datetime | None = None
 
 
 class ServerSetting(SQLModel, table=True):

@@ -73,7 +73,8 @@ def matching_step(
     Every candidate is compared (no early exit), each in constant time.
     """
     candidate = code.strip().replace(" ", "")
-    if len(candidate) != params.digits or not candidate.isdigit():
+    # isascii: str.isdigit accepts e.g. Arabic-Indic digits, which compare_digest cannot compare.
+    if len(candidate) != params.digits or not (candidate.isascii() and candidate.isdigit()):
         return None
     now_step = time_step(unix_time, params.period)
     matched: int | None = None

@@ -72,7 +72,7 @@ class SettingSpec:
                 raise InputError(f"{self.key} is too long (512 characters at most).")
         problem = self.check(value) if self.check else None
         if problem:
-            raise InputError(problem)
+            raise InputError(problem if self.key in problem else f"{self.key}: {problem}")
         return value
 
     def show(self, value: Any) -> str:

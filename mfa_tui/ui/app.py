@@ -1,26 +1,161 @@
-"""The console application (the screens come with the admin console work)."""
+"""The console: opens the database in a worker, then first run or login, then the signed-in screens."""
 
 from __future__ import annotations
 
-from textual.app import App, ComposeResult
-from textual.widgets import Footer, Header, Static
+from collections.abc import Iterable
+from dataclasses import dataclass
 
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from mfa_tui.core.access import Actor
+from mfa_tui.core.clock import Clock
 from mfa_tui.core.config import Config
+from mfa_tui.core.context import Context
+from mfa_tui.core.errors import MfaTuiError
+from mfa_tui.core.models import Role
+from mfa_tui.core.services.users import UserView
 from mfa_tui.ui.resources import stylesheet
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    user: UserView
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(name=self.user.username, role=self.user.role, user_id=self.user.id)
+
+    @property
+    def is_staff(self) -> bool:
+        return self.user.role in (Role.ADMIN, Role.HELPDESK)
 
 
 class MfaTuiApp(App[None]):
     TITLE = "mfa-tui"
     CSS_PATH = stylesheet()
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True)]
 
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        context: Context | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         super().__init__()
         self.config = config
+        self._service_context = context
+        self._clock = clock
+        self.signed_in: SignedIn | None = None
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Static("mfa-tui: the console screens are not built yet; use 'mfa-tui --help'.")
-        yield Footer()
+    @property
+    def ctx(self) -> Context:
+        assert self._service_context is not None, "the database is opened on mount"
+        return self._service_context
+
+    def on_mount(self) -> None:
+        from mfa_tui.ui.screens.starting import StartingScreen
+
+        self.push_screen(StartingScreen())
+        self._open_database()
+
+    @work(thread=True, exclusive=True, group="open-database")
+    def _open_database(self) -> None:
+        from mfa_tui.core.context import open_context
+        from mfa_tui.core.services.users import UserService
+
+        try:
+            if self._service_context is None:
+                assert self.config is not None
+                self._service_context = open_context(self.config, self._clock)
+            has_users = UserService(self._service_context).count() > 0
+        except MfaTuiError as error:
+            self.call_from_thread(self._cannot_open, str(error))
+            return
+        self.call_from_thread(self._database_ready, has_users)
+
+    def _database_ready(self, has_users: bool) -> None:
+        if has_users:
+            self.show_login()
+        else:
+            from mfa_tui.ui.screens.first_run import FirstRunScreen
+
+            self.switch_screen(FirstRunScreen())
+
+    def _cannot_open(self, message: str) -> None:
+        from mfa_tui.ui.screens.starting import StartingScreen
+
+        screen = self.screen
+        if isinstance(screen, StartingScreen):
+            screen.show_error(message)
+
+    # Sessions --------------------------------------------------------------------------------------
+
+    def show_login(self, notice: str | None = None) -> None:
+        from mfa_tui.ui.screens.login import LoginScreen
+
+        self.signed_in = None
+        self.sub_title = ""
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+        self.switch_screen(LoginScreen(notice))
+
+    def start_session(self, user: UserView, method: str) -> None:
+        """The password and any second factor are proven: open the home screen for this role."""
+        from mfa_tui.core.services.auth import AuthService
+
+        self.signed_in = SignedIn(user)
+        self.sub_title = f"{user.username} ({user.role})"
+        AuthService(self.ctx).record_login(self.signed_in.actor, method)
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+        self.switch_screen(self.home_screen())
+
+    def home_screen(self) -> Screen[None]:
+        assert self.signed_in is not None
+        if self.signed_in.is_staff:
+            from mfa_tui.ui.screens.users import UsersScreen
+
+            return UsersScreen()
+        from mfa_tui.ui.screens.preferences import PreferencesScreen
+
+        return PreferencesScreen()
+
+    def action_log_out(self) -> None:
+        self.show_login("You have logged out.")
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if self.signed_in is None:
+            return
+        yield SystemCommand(
+            "Log out", "End this session and return to the login screen", self.action_log_out
+        )
+        if self.signed_in.is_staff:
+            yield SystemCommand("Administration – Users", "Find and edit users", self._open_users)
+            yield SystemCommand("Logs", "Read the audit log", self._open_logs)
+        yield SystemCommand(
+            "Preferences – Multi-factor", "Your own second factor", self._open_preferences
+        )
+
+    def _open_users(self) -> None:
+        from mfa_tui.ui.screens.users import UsersScreen
+
+        if not isinstance(self.screen, UsersScreen):
+            self.switch_screen(UsersScreen())
+
+    def _open_logs(self) -> None:
+        from mfa_tui.ui.screens.audit_log import AuditLogScreen
+
+        self.push_screen(AuditLogScreen())
+
+    def _open_preferences(self) -> None:
+        from mfa_tui.ui.screens.preferences import PreferencesScreen
+
+        self.push_screen(PreferencesScreen())
 
 
 def run_console(config: Config) -> None:

@@ -68,24 +68,30 @@ class MfaService:
         with refusals_audited(self.ctx, actor), self.ctx.db.write() as session:
             user = require_user(session, username)
             authorize(actor, Action.MANAGE_MFA, user)
-            before = (user.mfa_type, user.mfa_status)
-            if name == MfaType.NONE:
-                _delete_credentials(
-                    session, user, states=(CredentialState.VERIFYING, CredentialState.ACTIVE)
-                )
-                session.execute(delete(BackupCode).where(col(BackupCode.user_id) == user.id))
-                _set_user_mfa(session, user, MfaType.NONE, MfaStatus.NONE, now)
-            else:
-                # The working factor, if any, stays until the new one is verified at enrollment.
-                _delete_credentials(session, user, states=(CredentialState.VERIFYING,))
-                _set_user_mfa(session, user, name, MfaStatus.PENDING, now)
-            self._audit(
-                session,
-                actor,
-                "mfa.set_type",
-                user,
-                {"before": before, "after": (name, user.mfa_status)},
+            self.apply_type(session, actor, user, name, now)
+
+    def apply_type(
+        self, session: Session, actor: Actor, user: User, name: str, now: datetime
+    ) -> None:
+        """Inside the caller's transaction: type None, or a type the user configures at next login."""
+        before = (user.mfa_type, user.mfa_status)
+        if name == MfaType.NONE:
+            _delete_credentials(
+                session, user, states=(CredentialState.VERIFYING, CredentialState.ACTIVE)
             )
+            session.execute(delete(BackupCode).where(col(BackupCode.user_id) == user.id))
+            _set_user_mfa(session, user, MfaType.NONE, MfaStatus.NONE, now)
+        else:
+            # The working factor, if any, stays until the new one is verified at enrollment.
+            _delete_credentials(session, user, states=(CredentialState.VERIFYING,))
+            _set_user_mfa(session, user, name, MfaStatus.PENDING, now)
+        self._audit(
+            session,
+            actor,
+            "mfa.set_type",
+            user,
+            {"before": before, "after": (name, user.mfa_status)},
+        )
 
     def reset(self, actor: Actor, username: str) -> None:
         """A lost device: type kept, every credential and backup code removed, status pending."""
@@ -195,36 +201,40 @@ class MfaService:
         with refusals_audited(self.ctx, actor), self.ctx.db.write() as session:
             user = require_user(session, username)
             self._authorize_enrollment(actor, user)
-            credential = session.get(MfaCredential, credential_id)
-            if (
-                credential is None
-                or credential.user_id != user.id
-                or credential.state != CredentialState.VERIFYING
-            ):
-                raise InputError("That enrollment was cancelled or replaced; start again.")
-            if credential.verified_at is None:
-                raise InputError(
-                    "Enter and validate a code from the authenticator app before saving."
-                )
             if expected_version is not None and user.version != expected_version:
                 raise ConflictError(
                     f"Someone else saved '{user.username}' while you were editing; reload the form."
                 )
-            before = (user.mfa_type, user.mfa_status)
-            _delete_credentials(session, user, states=(CredentialState.ACTIVE,))
-            session.execute(
-                update(MfaCredential)
-                .where(col(MfaCredential.id) == credential_id)
-                .values(state=CredentialState.ACTIVE)
-            )
-            _set_user_mfa(session, user, credential.type, MfaStatus.CONFIGURED, now)
-            self._audit(
-                session,
-                actor,
-                "mfa.configured",
-                user,
-                {"before": before, "after": (credential.type, MfaStatus.CONFIGURED)},
-            )
+            self.apply_activation(session, actor, user, credential_id, now)
+
+    def apply_activation(
+        self, session: Session, actor: Actor, user: User, credential_id: str, now: datetime
+    ) -> None:
+        """Inside the caller's transaction: the proven secret replaces the user's working factor."""
+        credential = session.get(MfaCredential, credential_id)
+        if (
+            credential is None
+            or credential.user_id != user.id
+            or credential.state != CredentialState.VERIFYING
+        ):
+            raise InputError("That enrollment was cancelled or replaced; start again.")
+        if credential.verified_at is None:
+            raise InputError("Enter and validate a code from the authenticator app before saving.")
+        before = (user.mfa_type, user.mfa_status)
+        _delete_credentials(session, user, states=(CredentialState.ACTIVE,))
+        session.execute(
+            update(MfaCredential)
+            .where(col(MfaCredential.id) == credential_id)
+            .values(state=CredentialState.ACTIVE)
+        )
+        _set_user_mfa(session, user, credential.type, MfaStatus.CONFIGURED, now)
+        self._audit(
+            session,
+            actor,
+            "mfa.configured",
+            user,
+            {"before": before, "after": (credential.type, MfaStatus.CONFIGURED)},
+        )
 
     def cancel_enrollment(self, actor: Actor, credential_id: str) -> None:
         with self.ctx.db.write() as session:

@@ -139,18 +139,20 @@ class UserService:
                 raise NotFound("That user no longer exists; reload the list.")
             return self._view(session, user)
 
+    def open_for_edit(self, actor: Actor, user_id: int) -> UserView:
+        """The user to show in User edit, if ``actor`` may edit them (a refusal is audited)."""
+        with refusals_audited(self.ctx, actor), self.ctx.db.read() as session:
+            user = session.get(User, user_id)
+            if user is None:
+                raise NotFound("That user no longer exists; reload the list.")
+            authorize(actor, Action.EDIT_GENERAL, user)
+            return self._view(session, user)
+
     def list(
         self, *, search: str | None = None, limit: int | None = None, after: str | None = None
     ) -> list[UserView]:
         """Users ordered by username, filtered in SQL; ``after`` is the last username_key seen (keyset paging)."""
-        query = _with_lockout().order_by(col(User.username_key))
-        if search:
-            pattern = f"%{escape_like(search.strip())}%"
-            query = query.where(
-                col(User.username).ilike(pattern, escape="\\")
-                | col(User.display_name).ilike(pattern, escape="\\")
-                | col(User.email).ilike(pattern, escape="\\")
-            )
+        query = _filtered(_with_lockout(), search or "").order_by(col(User.username_key))
         if after is not None:
             query = query.where(col(User.username_key) > after)
         if limit is not None:
@@ -179,7 +181,9 @@ class UserService:
         phone: str | None = None,
         role: str = Role.USER,
         password: str | None = None,
+        mfa_type: str = MfaType.NONE,
     ) -> UserView:
+        """A new user; a type other than None makes them configure it at their first login."""
         name = validation.username(username)
         values = {
             "display_name": validation.display_name(display_name),
@@ -187,6 +191,11 @@ class UserService:
             "phone": validation.phone(phone),
             "role": validation.role(role),
         }
+        settings = self.settings.load()
+        values["mfa_type"] = validation.supported_mfa_type(mfa_type, settings.supported_types)
+        values["mfa_status"] = (
+            MfaStatus.NONE if values["mfa_type"] == MfaType.NONE else MfaStatus.PENDING
+        )
         if password is not None:
             passwords.check_password_strength(password, name)
         password_hash = passwords.hash_password(password) if password is not None else None
@@ -199,6 +208,7 @@ class UserService:
                 username=name,
                 username_key=name.casefold(),
                 password_hash=password_hash,
+                mfa_status_since=now if values["mfa_status"] == MfaStatus.PENDING else None,
                 created_at=now,
                 updated_at=now,
                 **values,
@@ -213,67 +223,69 @@ class UserService:
             return to_view(user, LockState(), self.settings.load(session), now)
 
     def set_password(self, actor: Actor, username: str, password: str) -> None:
-        now = self.ctx.clock.now()
         with self.ctx.db.read() as session:
-            user = require_user(session, username)
-        passwords.check_password_strength(password, user.username)
-        password_hash = passwords.hash_password(password)
+            name = require_user(session, username).username
+        passwords.check_password_strength(password, name)
+        password_hash = passwords.hash_password(password)  # slow: before the write lock is taken
         with refusals_audited(self.ctx, actor), self.ctx.db.write() as session:
             user = require_user(session, username)
             authorize(actor, Action.EDIT_GENERAL, user)
-            session.execute(
-                update(User)
-                .where(col(User.id) == user.id)
-                .values(password_hash=password_hash, version=User.version + 1, updated_at=now)
-            )
-            self.ctx.audit.append(
-                session, AuditEntry(actor.name, "user.set_password", user.username), now
-            )
+            self.apply_password_hash(session, actor, user, password_hash, self.ctx.clock.now())
+
+    def apply_password_hash(
+        self, session: Session, actor: Actor, user: User, password_hash: str, now: datetime
+    ) -> None:
+        session.execute(
+            update(User)
+            .where(col(User.id) == user.id)
+            .values(password_hash=password_hash, version=User.version + 1, updated_at=now)
+        )
+        self.ctx.audit.append(
+            session, AuditEntry(actor.name, "user.set_password", user.username), now
+        )
 
     def update_general(
         self, actor: Actor, user_id: int, expected_version: int, fields: GeneralFields
     ) -> UserView:
         """Save the General section if nobody saved this user since ``expected_version`` was read."""
-        now = self.ctx.clock.now()
         with refusals_audited(self.ctx, actor), self.ctx.db.write() as session:
-            user = session.get(User, user_id)
-            if user is None:
-                raise NotFound("That user was deleted by someone else; close the form.")
+            user = lock_for_edit(session, user_id, expected_version)
             authorize(actor, Action.EDIT_GENERAL, user)
-            changes = self._general_changes(session, user, fields)
-            if "role" in changes or "enabled" in changes:
-                authorize(actor, Action.MANAGE_ACCOUNTS, user)
-                self._keep_an_admin(session, user, changes)
-            if not changes:
-                if user.version != expected_version:
-                    raise _conflict(user.username)
-                return self._view(session, user)
-            before = _public_fields(user)
-            result = session.execute(
-                update(User)
-                .where(col(User.id) == user_id, col(User.version) == expected_version)
-                .values(**changes, version=expected_version + 1, updated_at=now)
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                raise _conflict(user.username)
-            session.expire(user)
-            user = session.get(User, user_id)
-            assert user is not None
-            after = _public_fields(user)
-            self.ctx.audit.append(
-                session,
-                AuditEntry(
-                    actor.name,
-                    "user.update",
-                    user.username,
-                    {
-                        "before": {k: before[k] for k in changes if k in before},
-                        "after": {k: after[k] for k in changes if k in after},
-                    },
-                ),
-                now,
-            )
+            self.apply_general(session, actor, user, fields, self.ctx.clock.now())
             return self._view(session, user)
+
+    def apply_general(
+        self, session: Session, actor: Actor, user: User, fields: GeneralFields, now: datetime
+    ) -> None:
+        """Inside the caller's transaction, on a row locked by ``lock_for_edit``."""
+        changes = self._general_changes(session, user, fields)
+        if "role" in changes or "enabled" in changes:
+            authorize(actor, Action.MANAGE_ACCOUNTS, user)
+            self._keep_an_admin(session, user, changes)
+        if not changes:
+            return
+        before = _public_fields(user)
+        session.execute(
+            update(User)
+            .where(col(User.id) == user.id)
+            .values(**changes, version=User.version + 1, updated_at=now)
+        )
+        session.expire(user)
+        session.refresh(user)
+        after = _public_fields(user)
+        self.ctx.audit.append(
+            session,
+            AuditEntry(
+                actor.name,
+                "user.update",
+                user.username,
+                {
+                    "before": {k: before[k] for k in changes if k in before},
+                    "after": {k: after[k] for k in changes if k in after},
+                },
+            ),
+            now,
+        )
 
     def delete(self, actor: Actor, username: str) -> None:
         now = self.ctx.clock.now()
@@ -340,6 +352,20 @@ class UserService:
             raise InputError(
                 f"'{user.username}' is the last enabled administrator; make another administrator first."
             )
+
+
+def lock_for_edit(session: Session, user_id: int, expected_version: int) -> User:
+    """The user's row, locked until the transaction ends, if nobody saved it since it was read.
+
+    The lock (``FOR UPDATE`` on PostgreSQL; SQLite's write transactions are already exclusive)
+    makes the version check and the update one step, so a second editor cannot slip between them.
+    """
+    user = session.exec(select(User).where(User.id == user_id).with_for_update()).one_or_none()
+    if user is None:
+        raise NotFound("That user was deleted by someone else; close the form.")
+    if user.version != expected_version:
+        raise _conflict(user.username)
+    return user
 
 
 def _conflict(username: str) -> ConflictError:
@@ -432,3 +458,81 @@ def _existing_keys(session: Session, keys: set[str]) -> set[str]:
             session.exec(select(User.username_key).where(col(User.username_key).in_(chunk))).all()
         )
     return found
+
+
+SORT_COLUMNS = {
+    "username": User.username_key,
+    "display_name": User.display_name,
+    "email": User.email,
+    "role": User.role,
+    "mfa_type": User.mfa_type,
+    "mfa_status": User.mfa_status,
+}
+
+
+@dataclass(frozen=True)
+class UserQuery:
+    """What the users table shows: a search and a sort. Rows are fetched by position, a page at a time."""
+
+    search: str = ""
+    sort: str = "username"
+    descending: bool = False
+
+
+class UserPager:
+    """Positional pages of users for a virtual table: never the whole list.
+
+    A page past the middle is read in reverse order from the end, so Home and End are both fast.
+    """
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.settings = SettingsStore(ctx)
+        self.rows_fetched = 0  # for tests that prove the table never loads everything
+
+    def count(self, query: UserQuery) -> int:
+        statement = _filtered(select(func.count()).select_from(User), query.search)
+        with self.ctx.db.read() as session:
+            return session.exec(statement).one()
+
+    def page(self, query: UserQuery, offset: int, limit: int, total: int) -> list[UserView]:
+        sort_column = SORT_COLUMNS.get(query.sort, User.username_key)
+        from_end = offset > total // 2
+        descending = query.descending != from_end
+        keys = (
+            [col(sort_column).desc(), col(User.username_key).desc()]
+            if descending
+            else [col(sort_column), col(User.username_key)]
+        )
+        if from_end:
+            start = max(total - offset - limit, 0)
+            limit = min(limit, total - offset)
+        else:
+            start = offset
+        statement = (
+            _filtered(_with_lockout(), query.search)
+            .order_by(*keys)
+            .offset(start)
+            .limit(max(limit, 0))
+        )
+        with self.ctx.db.read() as session:
+            settings = self.settings.load(session)
+            now = self.ctx.clock.now()
+            rows = [
+                to_view(user, state_of(lock), settings, now)
+                for user, lock in session.exec(statement).all()
+            ]
+        self.rows_fetched += len(rows)
+        return rows[::-1] if from_end else rows
+
+
+def _filtered(statement: Any, search: str) -> Any:
+    text = search.strip()
+    if not text:
+        return statement
+    pattern = f"%{escape_like(text)}%"
+    return statement.where(
+        col(User.username).ilike(pattern, escape="\\")
+        | col(User.display_name).ilike(pattern, escape="\\")
+        | col(User.email).ilike(pattern, escape="\\")
+    )

@@ -118,6 +118,8 @@ def upgrade() -> None:
         sa.Column("failed_attempts", sa.Integer(), nullable=False),
         sa.Column("locked_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
         sa.Column("consecutive_locks", sa.Integer(), nullable=False),
+        sa.Column("password_failures", sa.Integer(), nullable=False),
+        sa.Column("last_password_failure_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("user_id"),
     )

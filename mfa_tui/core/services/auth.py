@@ -1,0 +1,145 @@
+"""Signing in: the password step (slowed, never locking), then what the user must do next."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import update
+from sqlmodel import col, select
+
+from mfa_tui.core import lockout, passwords
+from mfa_tui.core.access import Actor
+from mfa_tui.core.audit import AuditEntry
+from mfa_tui.core.context import Context
+from mfa_tui.core.models import CredentialState, Lockout, MfaCredential, MfaStatus, MfaType, User
+from mfa_tui.core.services.settings_store import SettingsStore
+from mfa_tui.core.services.users import UserView, effective_mfa, find_user, to_view
+
+# Wrong passwords are free up to this many in a row, then each waits twice as long as the last.
+FREE_PASSWORD_FAILURES = 3
+MAX_PASSWORD_DELAY_SECONDS = 300
+
+
+def password_delay(failures: int) -> int:
+    if failures < FREE_PASSWORD_FAILURES:
+        return 0
+    return min(2 ** (failures - FREE_PASSWORD_FAILURES), MAX_PASSWORD_DELAY_SECONDS)
+
+
+@dataclass(frozen=True)
+class PasswordOutcome:
+    # ok | wrong | throttled | disabled
+    reason: str
+    user: UserView | None = None
+    retry_after_seconds: int = 0
+
+    @property
+    def message(self) -> str:
+        if self.reason == "throttled":
+            return f"Too many failed logins: wait {self.retry_after_seconds} s and try again."
+        if self.reason == "disabled":
+            return "This account is disabled; ask an administrator."
+        return "The username or password is not correct."
+
+
+@dataclass(frozen=True)
+class NextStep:
+    """After the password: ``done``, ``second_factor`` (of ``mfa_type``) or ``enroll`` (in ``mfa_type``)."""
+
+    kind: str
+    mfa_type: str = MfaType.NONE
+
+
+class AuthService:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def check_password(self, username: str, password: str) -> PasswordOutcome:
+        now = self.ctx.clock.now()
+        with self.ctx.db.read() as session:
+            user = find_user(session, username)
+            counters = session.get(Lockout, user.id) if user is not None else None
+        if (
+            user is not None
+            and counters is not None
+            and counters.last_password_failure_at is not None
+        ):
+            wait_until = counters.last_password_failure_at + timedelta(
+                seconds=password_delay(counters.password_failures)
+            )
+            if now < wait_until:
+                return PasswordOutcome(
+                    "throttled", retry_after_seconds=int((wait_until - now).total_seconds()) + 1
+                )
+        # Checked even for an unknown user, so both take the time of one argon2 verification.
+        if not passwords.verify_password(user.password_hash if user else None, password):
+            if user is not None:
+                self._record_password_failure(user)
+            return PasswordOutcome("wrong")
+        assert user is not None and user.password_hash is not None and user.id is not None
+        if not user.enabled:
+            return PasswordOutcome("disabled")
+        with self.ctx.db.write() as session:
+            session.execute(
+                update(Lockout)
+                .where(col(Lockout.user_id) == user.id)
+                .values(password_failures=0, last_password_failure_at=None)
+            )
+            if passwords.needs_rehash(user.password_hash):
+                session.execute(
+                    update(User)
+                    .where(col(User.id) == user.id)
+                    .values(password_hash=passwords.hash_password(password))
+                )
+                self.ctx.audit.append(
+                    session, AuditEntry(user.username, "user.password_rehashed", user.username), now
+                )
+            settings = SettingsStore(self.ctx).load(session)
+            lock = lockout.state_of(session.get(Lockout, user.id))
+            return PasswordOutcome("ok", to_view(user, lock, settings, now))
+
+    def next_step(self, user_id: int) -> NextStep:
+        """What the signed-in user must do before anything else."""
+        with self.ctx.db.read() as session:
+            user = session.get(User, user_id)
+            assert user is not None
+            settings = SettingsStore(self.ctx).load(session)
+            mfa_type, status = effective_mfa(user.mfa_type, user.mfa_status, settings)
+            active = session.exec(
+                select(MfaCredential).where(
+                    MfaCredential.user_id == user_id, MfaCredential.state == CredentialState.ACTIVE
+                )
+            ).one_or_none()
+        if mfa_type == MfaType.NONE:
+            return NextStep("done")
+        if active is not None:
+            # A working factor is proven first, even when a new type is pending.
+            return NextStep("second_factor", active.type)
+        if status == MfaStatus.PENDING:
+            return NextStep("enroll", mfa_type)
+        return NextStep("second_factor", mfa_type)
+
+    def record_login(self, actor: Actor, method: str) -> None:
+        with self.ctx.db.write() as session:
+            self.ctx.audit.append(
+                session,
+                AuditEntry(actor.name, "login.success", actor.name, {"method": method}),
+                self.ctx.clock.now(),
+            )
+
+    def _record_password_failure(self, user: User) -> None:
+        now = self.ctx.clock.now()
+        with self.ctx.db.write() as session:
+            lockout.ensure_row(session, user.id)  # type: ignore[arg-type]
+            session.execute(
+                update(Lockout)
+                .where(col(Lockout.user_id) == user.id)
+                .values(
+                    password_failures=col(Lockout.password_failures) + 1,
+                    last_password_failure_at=now,
+                )
+            )
+            self.ctx.audit.append(
+                session, AuditEntry(user.username, "login.password_refused", user.username), now
+            )

@@ -1,0 +1,95 @@
+"""Login: "Username", "Password", "Log in" — then the second factor or enrollment."""
+
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Center, Vertical
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, Input, Label, Static
+
+from mfa_tui.core.errors import MfaTuiError
+from mfa_tui.core.services.auth import AuthService, NextStep, PasswordOutcome
+from mfa_tui.ui.display import plain
+
+
+class LoginScreen(Screen[None]):
+    DEFAULT_CSS = """
+    LoginScreen #login-form {
+        width: 50;
+        height: auto;
+        margin-top: 2;
+        padding: 1 2;
+        border: round $primary;
+    }
+    LoginScreen #log-in { margin-top: 1; width: 100%; }
+    """
+
+    def __init__(self, notice: str | None = None) -> None:
+        super().__init__()
+        self.notice = notice
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Center(), Vertical(id="login-form"):
+            yield Label("Username")
+            yield Input(id="username")
+            yield Label("Password")
+            yield Input(id="password", password=True)
+            yield Button("Log in", id="log-in", variant="primary")
+            yield Static(plain(self.notice or ""), id="login-message", classes="form-error")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#username", Input).focus()
+
+    @on(Input.Submitted, "#username")
+    def _to_password(self) -> None:
+        self.query_one("#password", Input).focus()
+
+    @on(Input.Submitted, "#password")
+    @on(Button.Pressed, "#log-in")
+    def _log_in(self) -> None:
+        username = self.query_one("#username", Input).value.strip()
+        password = self.query_one("#password", Input).value
+        if not username or not password:
+            self._say("Enter your username and password.")
+            return
+        self.query_one("#log-in", Button).disabled = True
+        self._say("Checking…")
+        self._check(username, password)
+
+    @work(thread=True, exclusive=True)
+    def _check(self, username: str, password: str) -> None:
+        auth = AuthService(self.app.ctx)  # type: ignore[attr-defined]
+        try:
+            outcome = auth.check_password(username, password)
+            step = auth.next_step(outcome.user.id) if outcome.user else None
+        except MfaTuiError as error:
+            self.app.call_from_thread(self._failed, str(error))
+            return
+        self.app.call_from_thread(self._checked, outcome, step)
+
+    def _failed(self, message: str) -> None:
+        self.query_one("#log-in", Button).disabled = False
+        self._say(message)
+
+    def _checked(self, outcome: PasswordOutcome, step: NextStep | None) -> None:
+        self.query_one("#password", Input).value = ""
+        if outcome.user is None or step is None:
+            self._failed(outcome.message)
+            return
+        user = outcome.user
+        if step.kind == "done":
+            self.app.start_session(user, "password")  # type: ignore[attr-defined]
+        elif step.kind == "second_factor":
+            from mfa_tui.ui.screens.second_factor import SecondFactorScreen
+
+            self.app.switch_screen(SecondFactorScreen(user, step.mfa_type))
+        else:
+            from mfa_tui.ui.screens.enrollment import EnrollmentScreen
+
+            self.app.switch_screen(EnrollmentScreen(user, step.mfa_type))
+
+    def _say(self, message: str) -> None:
+        self.query_one("#login-message", Static).update(plain(message))

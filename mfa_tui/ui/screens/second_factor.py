@@ -1,0 +1,110 @@
+"""The second-factor prompt: "Code", with "Use a backup code" where allowed."""
+
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Center, Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, Input, Label, Static
+
+from mfa_tui.core.errors import MfaTuiError
+from mfa_tui.core.factors import factor_for
+from mfa_tui.core.services.mfa import MfaService, VerifyOutcome
+from mfa_tui.core.services.settings_store import SettingsStore
+from mfa_tui.core.services.users import UserView
+from mfa_tui.ui.display import plain
+
+
+class SecondFactorScreen(Screen[None]):
+    DEFAULT_CSS = """
+    SecondFactorScreen #second-factor-form {
+        width: 56;
+        height: auto;
+        margin-top: 2;
+        padding: 1 2;
+        border: round $primary;
+    }
+    SecondFactorScreen #second-factor-buttons { height: auto; margin-top: 1; }
+    SecondFactorScreen #second-factor-buttons Button { margin-right: 1; }
+    """
+    BINDINGS = [Binding("escape", "back", "Back to login")]
+
+    def __init__(self, user: UserView, mfa_type: str) -> None:
+        super().__init__()
+        self.user = user
+        self.mfa_type = mfa_type
+        self.backup_mode = False
+
+    def compose(self) -> ComposeResult:
+        factor = factor_for(self.mfa_type)
+        yield Header()
+        with Center(), Vertical(id="second-factor-form"):
+            yield Static(plain(f"{factor.label} for {self.user.username}"), classes="section-title")
+            yield Label(factor.code_prompt, id="code-prompt")
+            yield Label("Code")
+            yield Input(id="code", placeholder="123456")
+            with Horizontal(id="second-factor-buttons"):
+                yield Button("Verify", id="verify", variant="primary")
+                yield Button("Use a backup code", id="use-backup-code")
+            yield Static("", id="second-factor-message", classes="form-error")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#code", Input).focus()
+        settings = SettingsStore(self.app.ctx).load()  # type: ignore[attr-defined]
+        self.query_one("#use-backup-code", Button).display = settings.backup_codes_enabled
+
+    @on(Button.Pressed, "#use-backup-code")
+    def _toggle_backup(self) -> None:
+        self.backup_mode = not self.backup_mode
+        prompt = (
+            "Enter one of your backup codes (each works once)."
+            if self.backup_mode
+            else factor_for(self.mfa_type).code_prompt
+        )
+        self.query_one("#code-prompt", Label).update(prompt)
+        self.query_one("#use-backup-code", Button).label = (
+            "Use the authenticator" if self.backup_mode else "Use a backup code"
+        )
+        self.query_one("#code", Input).placeholder = (
+            "XXXX-XXXX-XXXX" if self.backup_mode else "123456"
+        )
+        self.query_one("#code", Input).focus()
+
+    @on(Input.Submitted, "#code")
+    @on(Button.Pressed, "#verify")
+    def _verify(self) -> None:
+        code = self.query_one("#code", Input).value.strip()
+        if not code:
+            self._say("Enter the code.")
+            return
+        self.query_one("#verify", Button).disabled = True
+        self._check(code)
+
+    @work(thread=True, exclusive=True)
+    def _check(self, code: str) -> None:
+        try:
+            outcome = MfaService(self.app.ctx).verify(self.user.username, code)  # type: ignore[attr-defined]
+        except MfaTuiError as error:
+            outcome = VerifyOutcome(False, "error")
+            self.app.call_from_thread(self._say, str(error))
+        self.app.call_from_thread(self._checked, outcome)
+
+    def _checked(self, outcome: VerifyOutcome) -> None:
+        self.query_one("#verify", Button).disabled = False
+        self.query_one("#code", Input).value = ""
+        if outcome.accepted:
+            self.app.start_session(self.user, outcome.method or self.mfa_type)  # type: ignore[attr-defined]
+            if outcome.method == "backup_code" and outcome.backup_codes_left is not None:
+                self.app.notify(f"Backup code used: {outcome.backup_codes_left} left.")
+            return
+        if outcome.reason != "error":
+            self._say(outcome.message)
+
+    def action_back(self) -> None:
+        self.app.show_login()  # type: ignore[attr-defined]
+
+    def _say(self, message: str) -> None:
+        self.query_one("#second-factor-message", Static).update(plain(message))

@@ -1,0 +1,199 @@
+"""Administration – Users: find a user fast, edit, reset MFA, unlock, delete."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Header, Input, Static
+
+from mfa_tui.core.errors import MfaTuiError
+from mfa_tui.core.services.mfa import MfaService
+from mfa_tui.core.services.users import SORT_COLUMNS, UserPager, UserQuery, UserService, UserView
+from mfa_tui.ui.display import plain
+from mfa_tui.ui.widgets.user_table import COLUMNS, UserTable
+
+SEARCH_DEBOUNCE_SECONDS = 0.15
+SORT_ORDER = [column.key for column in COLUMNS if column.key in SORT_COLUMNS]
+
+
+class UsersScreen(Screen[None]):
+    DEFAULT_CSS = """
+    UsersScreen #search { border: none; height: 1; padding: 0 1; margin-bottom: 1; }
+    UsersScreen #users-status { height: 1; color: $text-muted; padding: 0 1; }
+    """
+    BINDINGS = [
+        Binding("slash", "search", "Search"),
+        Binding("n", "new_user", "New"),
+        Binding("r", "reset_mfa", "Reset MFA"),
+        Binding("u", "unlock", "Unlock"),
+        Binding("delete", "delete_user", "Delete"),
+        Binding("o", "sort", "Sort"),
+        Binding("O", "reverse_sort", "Reverse", show=False),
+        Binding("l", "logs", "Logs"),
+        Binding("p", "preferences", "Preferences"),
+        Binding("x", "app.log_out", "Log out"),
+        Binding("escape", "clear_search", "Clear search", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._debounce: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Input(id="search", placeholder="/ Search username, name or email")
+        yield UserTable(UserPager(self.app.ctx), id="users")  # type: ignore[attr-defined]
+        yield Static("", id="users-status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "Administration – Users"
+        self.table.load(UserQuery())
+        self.table.focus()
+
+    @property
+    def table(self) -> UserTable:
+        return self.query_one("#users", UserTable)
+
+    @property
+    def actor(self):  # type: ignore[no-untyped-def]
+        return self.app.signed_in.actor  # type: ignore[attr-defined]
+
+    # Search and sort -------------------------------------------------------------------------------
+
+    def action_search(self) -> None:
+        self.query_one("#search", Input).focus()
+
+    def action_clear_search(self) -> None:
+        search = self.query_one("#search", Input)
+        if search.value:
+            search.value = ""
+        self.table.focus()
+
+    @on(Input.Changed, "#search")
+    def _search_changed(self) -> None:
+        if self._debounce is not None:
+            self._debounce.stop()
+        self._debounce = self.set_timer(SEARCH_DEBOUNCE_SECONDS, self._apply_search)
+
+    @on(Input.Submitted, "#search")
+    def _search_submitted(self) -> None:
+        self._apply_search()
+        self.table.focus()
+
+    def _apply_search(self) -> None:
+        text = self.query_one("#search", Input).value
+        if text != self.table.query_spec.search:
+            spec = self.table.query_spec
+            self.table.load(UserQuery(text, spec.sort, spec.descending))
+
+    def action_sort(self) -> None:
+        spec = self.table.query_spec
+        following = SORT_ORDER[(SORT_ORDER.index(spec.sort) + 1) % len(SORT_ORDER)]
+        self.table.load(UserQuery(spec.search, following, False))
+
+    def action_reverse_sort(self) -> None:
+        spec = self.table.query_spec
+        self.table.load(UserQuery(spec.search, spec.sort, not spec.descending))
+
+    @on(UserTable.Loaded)
+    def _loaded(self, event: UserTable.Loaded) -> None:
+        spec = self.table.query_spec
+        column = next(c.title for c in COLUMNS if c.key == spec.sort)
+        order = "descending" if spec.descending else "ascending"
+        found = f"{event.total:,} user{'s' if event.total != 1 else ''}"
+        matching = f" matching '{spec.search}'" if spec.search else ""
+        self.query_one("#users-status", Static).update(
+            plain(f"{found}{matching} · sorted by {column}, {order} · o: sort, O: reverse")
+        )
+
+    # Actions on the selected user -----------------------------------------------------------------
+
+    @on(UserTable.UserSelected)
+    def _edit(self, event: UserTable.UserSelected) -> None:
+        self._open_editor(event.user)
+
+    @work(thread=True, exclusive=True, group="open-editor")
+    def _open_editor(self, user: UserView) -> None:
+        try:
+            fresh = UserService(self.app.ctx).open_for_edit(self.actor, user.id)  # type: ignore[attr-defined]
+        except MfaTuiError as error:
+            self.app.call_from_thread(self.app.notify, str(error), severity="error")
+            return
+        self.app.call_from_thread(self._show_editor, fresh)
+
+    def _show_editor(self, user: UserView | None) -> None:
+        from mfa_tui.ui.screens.user_edit import UserEditScreen
+
+        self.app.push_screen(UserEditScreen(user), self._after_edit)
+
+    def _after_edit(self, saved: bool | None) -> None:
+        if saved:
+            self.table.load(keep_cursor=True)
+
+    def action_new_user(self) -> None:
+        self._show_editor(None)
+
+    def action_reset_mfa(self) -> None:
+        self._confirm_then(
+            "Reset MFA for {name}? Their factor and backup codes are removed and they must enroll again.",
+            "Reset MFA",
+            lambda user: MfaService(self.app.ctx).reset(self.actor, user.username),  # type: ignore[attr-defined]
+            "MFA reset for {name}: pending user configuration.",
+        )
+
+    def action_unlock(self) -> None:
+        self._confirm_then(
+            "Unlock {name}?",
+            "Unlock",
+            lambda user: MfaService(self.app.ctx).unlock(self.actor, user.username),  # type: ignore[attr-defined]
+            "{name} unlocked.",
+        )
+
+    def action_delete_user(self) -> None:
+        self._confirm_then(
+            "Delete {name}? This cannot be undone.",
+            "Delete",
+            lambda user: UserService(self.app.ctx).delete(self.actor, user.username),  # type: ignore[attr-defined]
+            "{name} deleted.",
+        )
+
+    def _confirm_then(
+        self, question: str, yes: str, change: Callable[[UserView], object], done: str
+    ) -> None:
+        from mfa_tui.ui.screens.confirm import ConfirmScreen
+
+        user = self.table.selected_user
+        if user is None:
+            return
+
+        def decided(confirmed: bool | None) -> None:
+            if confirmed:
+                self._run_change(user, change, done.format(name=user.username))
+
+        self.app.push_screen(ConfirmScreen(question.format(name=user.username), yes), decided)
+
+    @work(thread=True, group="user-change")
+    def _run_change(self, user: UserView, change: Callable[[UserView], object], done: str) -> None:
+        try:
+            change(user)
+        except MfaTuiError as error:
+            self.app.call_from_thread(self.app.notify, str(error), severity="error")
+            return
+        self.app.call_from_thread(self.app.notify, done)
+        self.app.call_from_thread(self.table.load, keep_cursor=True)
+
+    def action_logs(self) -> None:
+        from mfa_tui.ui.screens.audit_log import AuditLogScreen
+
+        self.app.push_screen(AuditLogScreen())
+
+    def action_preferences(self) -> None:
+        from mfa_tui.ui.screens.preferences import PreferencesScreen
+
+        self.app.push_screen(PreferencesScreen())
