@@ -9,11 +9,11 @@ so the text must be drawn dark-on-light (black foreground on a white background)
 light foreground on a dark background it shows an inverted code, which many phone scanners refuse.
 The UI widget (``mfa_tui.ui.widgets.qr_code``) fixes those colours whatever the theme.
 
-Error correction is L, the lowest level: it keeps an otpauth URI in the smallest version so the
-code fits an 80×24 terminal, and a code read from a screen is not dirty or torn, which is what the
-higher levels pay for. The version is the smallest that holds the data, and ``qrcode`` encodes a
-long run of upper-case letters and digits, such as the base32 secret, in its denser alphanumeric
-mode.
+Error correction is L, the lowest level: it gives an otpauth URI the smallest version, which is
+what decides whether the code fits an 80×24 terminal, and a code read from a screen is not dirty or
+torn, which is what the higher levels pay for. The version is the smallest that holds the data,
+and ``qrcode`` encodes a long run of upper-case letters and digits, such as the base32 secret, in
+its denser alphanumeric mode.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from qrcode.constants import ERROR_CORRECT_L
 from qrcode.exceptions import DataOverflowError
 
 # A scanner finds the code by the light space around it. The QR standard asks for 4 modules; the
-# product asks for at least 2, which zbar and phone apps read, so that the code fits inside 80×24.
+# product asks for at least 2 (zbar reads it), so that more codes fit inside 80×24.
 MIN_BORDER = 2
 
 _GLYPHS = {

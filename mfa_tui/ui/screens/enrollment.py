@@ -24,7 +24,6 @@ from mfa_tui.ui.widgets.enrollment_panel import EnrollmentPanel
 class EnrollmentScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "leave", "Log out"),
-        Binding("f", "full_qr", "Full-screen QR"),
     ]
 
     def __init__(self, user: UserView, mfa_type: str) -> None:
@@ -91,12 +90,6 @@ class EnrollmentScreen(Screen[None]):
             self.app.call_from_thread(self._say, str(error))
             return
         self.app.call_from_thread(self.app.start_session, self.user, "enrollment")  # type: ignore[attr-defined]
-
-    def action_full_qr(self) -> None:
-        if self.start is not None and self.start.provisioning_uri:
-            from mfa_tui.ui.screens.qr_full import QrFullScreen
-
-            self.app.push_screen(QrFullScreen(self.start.provisioning_uri))
 
     def action_leave(self) -> None:
         if self.start is not None:

@@ -40,8 +40,13 @@ class UserEditScreen(Screen[bool]):
     DEFAULT_CSS = """
     UserEditScreen #edit-form { padding: 0 1; }
     UserEditScreen .fields { grid-size: 2; grid-columns: 16 1fr; grid-rows: auto; height: auto; grid-gutter: 0 1; }
-    UserEditScreen .fields Label { padding-top: 1; }
-    UserEditScreen .field-error { color: $error; height: auto; column-span: 2; padding-left: 17; }
+    UserEditScreen Input { border: none; height: 1; padding: 0 1; background: $boost; }
+    UserEditScreen Input:focus { border: none; background: $primary 30%; }
+    UserEditScreen SelectCurrent { border: none; height: 1; padding: 0 1; background: $boost; }
+    UserEditScreen Select:focus > SelectCurrent { background: $primary 30%; }
+    UserEditScreen Checkbox { border: none; height: 1; padding: 0; background: transparent; }
+    UserEditScreen .field-error { color: $error; height: auto; column-span: 2; padding-left: 17; display: none; }
+    UserEditScreen .field-error.shown { display: block; }
     UserEditScreen #edit-buttons { dock: bottom; height: 3; padding: 0 1; }
     UserEditScreen #edit-buttons Button { margin-right: 2; }
     UserEditScreen #edit-message { height: auto; padding: 0 1; }
@@ -51,9 +56,6 @@ class UserEditScreen(Screen[bool]):
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
         Binding("ctrl+s", "update", "Update"),
-        Binding("f", "full_qr", "Full-screen QR", show=False),
-        Binding("c", "copy_uri", "Copy URI", show=False),
-        Binding("y", "copy_secret", "Copy secret", show=False),
     ]
 
     def __init__(self, user: UserView | None) -> None:
@@ -61,7 +63,6 @@ class UserEditScreen(Screen[bool]):
         self.user = user
         self.credential_id: str | None = None
         self.validated = False
-        self.enrollment: EnrollmentStart | None = None
 
     @property
     def actor(self):  # type: ignore[no-untyped-def]
@@ -171,7 +172,9 @@ class UserEditScreen(Screen[bool]):
             message = ""
         except MfaTuiError as error:
             message = str(error)
-        self.query_one(f"#{field}-error", Static).update(plain(message))
+        error_line = self.query_one(f"#{field}-error", Static)
+        error_line.update(plain(message))
+        error_line.set_class(bool(message), "shown")
 
     # Multifactor -----------------------------------------------------------------------------------
 
@@ -228,7 +231,6 @@ class UserEditScreen(Screen[bool]):
 
     def _begun(self, start: EnrollmentStart) -> None:
         self.credential_id = start.credential_id
-        self.enrollment = start
         self.validated = False
         panel = self.query_one("#enrollment", EnrollmentPanel)
         panel.display = True
@@ -264,7 +266,6 @@ class UserEditScreen(Screen[bool]):
 
     def _discard_enrollment(self) -> None:
         credential_id, self.credential_id = self.credential_id, None
-        self.enrollment = None
         self.validated = False
         self.query_one("#enrollment", EnrollmentPanel).display = False
         if credential_id is not None:
@@ -273,22 +274,6 @@ class UserEditScreen(Screen[bool]):
     @work(thread=True, group="enrollment-cancel")
     def _cancel_enrollment(self, credential_id: str) -> None:
         MfaService(self.app.ctx).cancel_enrollment(self.actor, credential_id)  # type: ignore[attr-defined]
-
-    def action_full_qr(self) -> None:
-        if self.enrollment is not None and self.enrollment.provisioning_uri:
-            from mfa_tui.ui.screens.qr_full import QrFullScreen
-
-            self.app.push_screen(QrFullScreen(self.enrollment.provisioning_uri))
-
-    def action_copy_uri(self) -> None:
-        if self.enrollment is not None and self.enrollment.provisioning_uri:
-            self.app.copy_to_clipboard(self.enrollment.provisioning_uri)
-            self.app.notify("The otpauth URI is on the clipboard.")
-
-    def action_copy_secret(self) -> None:
-        if self.enrollment is not None and self.enrollment.manual_secret:
-            self.app.copy_to_clipboard(self.enrollment.manual_secret.replace(" ", ""))
-            self.app.notify("The secret is on the clipboard.")
 
     # Update and Cancel -----------------------------------------------------------------------------
 

@@ -8,16 +8,23 @@ from __future__ import annotations
 
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Input, Label, Static
 
 from mfa_tui.core.factors import EnrollmentStart
+from mfa_tui.core.qr import qr_size
 from mfa_tui.ui.display import plain
 from mfa_tui.ui.widgets.qr_code import QrCode
 
 
 class EnrollmentPanel(Vertical):
+    BINDINGS = [
+        Binding("f2", "full_qr", "Full-screen QR"),
+        Binding("f3", "copy_uri", "Copy URI"),
+        Binding("f4", "copy_secret", "Copy secret"),
+    ]
     DEFAULT_CSS = """
     EnrollmentPanel { height: auto; }
     EnrollmentPanel #enrollment-qr { margin: 1 0; }
@@ -52,7 +59,9 @@ class EnrollmentPanel(Vertical):
         self.start = start
         self.verified = False
         self.query_one("#enrollment-instructions", Static).update(
-            plain(f"{start.instructions} (f: full-screen QR, c: copy the URI, y: copy the secret)")
+            plain(
+                f"{start.instructions} F2: full-screen QR · F3: copy the URI · F4: copy the secret"
+            )
         )
         qr = self.query_one("#enrollment-qr", QrCode)
         qr.display = start.provisioning_uri is not None
@@ -62,6 +71,9 @@ class EnrollmentPanel(Vertical):
         self.query_one("#enrollment-code", Input).disabled = False
         self.query_one("#validate", Button).disabled = False
         self.set_status("")
+        if start.provisioning_uri and qr_size(start.provisioning_uri)[1] + 6 > self.app.size.height:
+            # The code would not be whole on this screen next to the form: show it alone first.
+            self.call_after_refresh(self.action_full_qr)
 
     def set_status(self, message: str, *, verified: bool = False) -> None:
         self.verified = verified or self.verified
@@ -71,6 +83,22 @@ class EnrollmentPanel(Vertical):
         if verified:
             self.query_one("#enrollment-code", Input).disabled = True
             self.query_one("#validate", Button).disabled = True
+
+    def action_full_qr(self) -> None:
+        if self.start is not None and self.start.provisioning_uri:
+            from mfa_tui.ui.screens.qr_full import QrFullScreen
+
+            self.app.push_screen(QrFullScreen(self.start.provisioning_uri))
+
+    def action_copy_uri(self) -> None:
+        if self.start is not None and self.start.provisioning_uri:
+            self.app.copy_to_clipboard(self.start.provisioning_uri)
+            self.app.notify("The otpauth URI is on the clipboard.")
+
+    def action_copy_secret(self) -> None:
+        if self.start is not None and self.start.manual_secret:
+            self.app.copy_to_clipboard(self.start.manual_secret.replace(" ", ""))
+            self.app.notify("The secret is on the clipboard.")
 
     @on(Input.Submitted, "#enrollment-code")
     @on(Button.Pressed, "#validate")

@@ -60,5 +60,5 @@ class QrCode(Widget):
     def render_line(self, y: int) -> Strip:
         lines = qr_lines(self.data)
         if 0 <= y < len(lines):
-            return Strip([Segment(lines[y])], len(lines[y]))
+            return Strip([Segment(lines[y], QR_STYLE)], len(lines[y]))
         return Strip.blank(self.size.width, self.rich_style)
