@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import getpass
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from mfa_tui.core.models import Role
+
+STEP_UP_WINDOW = timedelta(minutes=5)
 
 
 class Action(StrEnum):
@@ -25,6 +28,8 @@ class Actor:
     name: str
     role: str
     user_id: int | None = None
+    # When this person last proved their second factor in this session (step-up), if ever.
+    proved_at: datetime | None = None
 
     @classmethod
     def cli(cls) -> Actor:
@@ -37,6 +42,13 @@ class Actor:
     @property
     def is_cli(self) -> bool:
         return self.role == "cli"
+
+    def acts_on_self(self, user_id: int | None) -> bool:
+        return not self.is_cli and self.user_id is not None and self.user_id == user_id
+
+    def has_recent_proof(self, now: datetime) -> bool:
+        """Step-up: the active factor (or a backup code) proven within the last five minutes."""
+        return self.proved_at is not None and now - self.proved_at <= STEP_UP_WINDOW
 
 
 @dataclass(frozen=True)

@@ -214,4 +214,32 @@ class AuditHead(SQLModel, table=True):
     last_hash: str = Field(max_length=64)
 
 
+class ResetRequest(SQLModel, table=True):
+    """ "Lost your device?" at the second-factor prompt: staff approve or deny it."""
+
+    __tablename__ = "reset_requests"
+    __table_args__ = (
+        # One open request per user: asking twice does not queue twice.
+        Index(
+            "uq_reset_requests_open",
+            "user_id",
+            unique=True,
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+        CheckConstraint(
+            "status IN ('pending', 'approved', 'denied')", name="ck_reset_requests_status"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    status: str = Field(default="pending", max_length=16)
+    created_at: datetime
+    decided_by: str | None = Field(default=None, max_length=128)
+    decided_at: datetime | None = None
+    # Set once the user has been told the outcome at login.
+    notified_at: datetime | None = None
+
+
 GENESIS_HASH = "0" * 64

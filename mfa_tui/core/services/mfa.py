@@ -18,7 +18,7 @@ from mfa_tui.core import backup_codes, lockout, validation
 from mfa_tui.core.access import Action, Actor
 from mfa_tui.core.audit import AuditEntry
 from mfa_tui.core.context import Context
-from mfa_tui.core.errors import ConflictError, InputError, NotFound
+from mfa_tui.core.errors import ConflictError, InputError, NotFound, PermissionDenied
 from mfa_tui.core.factors import EnrollmentStart, factor_for
 from mfa_tui.core.models import BackupCode, CredentialState, MfaCredential, MfaStatus, MfaType, User
 from mfa_tui.core.services.guard import authorize, refusals_audited
@@ -95,30 +95,32 @@ class MfaService:
 
     def reset(self, actor: Actor, username: str) -> None:
         """A lost device: type kept, every credential and backup code removed, status pending."""
-        now = self.ctx.clock.now()
         with refusals_audited(self.ctx, actor), self.ctx.db.write() as session:
             user = require_user(session, username)
             authorize(actor, Action.MANAGE_MFA, user)
-            mfa_type = user.mfa_type
+            self.apply_reset(session, actor, user, self.ctx.clock.now())
+
+    def apply_reset(self, session: Session, actor: Actor, user: User, now: datetime) -> None:
+        """Inside the caller's transaction (an approved reset request uses it too)."""
+        mfa_type = user.mfa_type
+        if mfa_type == MfaType.NONE:
+            mfa_type, _ = effective_mfa(user.mfa_type, user.mfa_status, self.settings.load(session))
             if mfa_type == MfaType.NONE:
-                settings = self.settings.load(session)
-                mfa_type, _ = effective_mfa(user.mfa_type, user.mfa_status, settings)
-                if mfa_type == MfaType.NONE:
-                    raise InputError(f"'{user.username}' has no MFA to reset; set a type instead.")
-            _delete_credentials(
-                session, user, states=(CredentialState.VERIFYING, CredentialState.ACTIVE)
-            )
-            session.execute(delete(BackupCode).where(col(BackupCode.user_id) == user.id))
-            lockout.record_success(session, user.id)  # type: ignore[arg-type]
-            before = (user.mfa_type, user.mfa_status)
-            _set_user_mfa(session, user, mfa_type, MfaStatus.PENDING, now)
-            self._audit(
-                session,
-                actor,
-                "mfa.reset",
-                user,
-                {"before": before, "after": (mfa_type, MfaStatus.PENDING)},
-            )
+                raise InputError(f"'{user.username}' has no MFA to reset; set a type instead.")
+        _delete_credentials(
+            session, user, states=(CredentialState.VERIFYING, CredentialState.ACTIVE)
+        )
+        session.execute(delete(BackupCode).where(col(BackupCode.user_id) == user.id))
+        lockout.record_success(session, user.id)  # type: ignore[arg-type]
+        before = (user.mfa_type, user.mfa_status)
+        _set_user_mfa(session, user, mfa_type, MfaStatus.PENDING, now)
+        self._audit(
+            session,
+            actor,
+            "mfa.reset",
+            user,
+            {"before": before, "after": (mfa_type, MfaStatus.PENDING)},
+        )
 
     def unlock(self, actor: Actor, username: str) -> bool:
         with refusals_audited(self.ctx, actor), self.ctx.db.write() as session:
@@ -141,7 +143,7 @@ class MfaService:
         factor = factor_for(name)
         with refusals_audited(self.ctx, actor), self.ctx.db.write() as session:
             user = require_user(session, username)
-            self._authorize_enrollment(actor, user)
+            self._authorize_enrollment(actor, user, session)
             _delete_credentials(session, user, states=(CredentialState.VERIFYING,))
             credential, start = factor.new_credential(
                 self.ctx.box,
@@ -255,7 +257,7 @@ class MfaService:
         codes = backup_codes.new_codes(settings.backup_code_count)
         with refusals_audited(self.ctx, actor), self.ctx.db.write() as session:
             user = require_user(session, username)
-            self._authorize_enrollment(actor, user)
+            self._authorize_enrollment(actor, user, session)
             if user.mfa_status != MfaStatus.CONFIGURED:
                 raise InputError(
                     f"'{user.username}' needs a configured second factor before backup codes."
@@ -349,11 +351,18 @@ class MfaService:
     def _code_hash(self, normalized_code: str) -> str:
         return self.ctx.box.keyed_hash(backup_codes.HASH_PURPOSE, normalized_code)
 
-    def _authorize_enrollment(self, actor: Actor, user: User) -> None:
-        # A user enrolling themselves (first login, Preferences) is not "managing" MFA.
-        if actor.user_id is not None and actor.user_id == user.id and not actor.is_cli:
+    def _authorize_enrollment(
+        self, actor: Actor, user: User, session: Session | None = None
+    ) -> None:
+        """Staff configure others' MFA; users enroll themselves — with step-up when a factor works."""
+        if not actor.acts_on_self(user.id):
+            authorize(actor, Action.MANAGE_MFA, user)
             return
-        authorize(actor, Action.MANAGE_MFA, user)
+        needs_proof = session is not None and _active_credential(session, user) is not None
+        if needs_proof and not actor.has_recent_proof(self.ctx.clock.now()):
+            raise StepUpRequired(
+                "Prove your current second factor first (enter a code from it), then try again."
+            )
 
     def _verifying(self, session: Session, credential_id: str) -> tuple[MfaCredential, User]:
         credential = session.get(MfaCredential, credential_id)
@@ -375,6 +384,18 @@ class MfaService:
     ) -> None:
         with self.ctx.db.write() as session:
             self.ctx.audit.append(session, AuditEntry(actor, action, user.username, details), now)
+
+
+class StepUpRequired(PermissionDenied):
+    """Changing one's own factor needs a fresh proof of the current one."""
+
+
+def _active_credential(session: Session, user: User) -> MfaCredential | None:
+    return session.exec(
+        select(MfaCredential).where(
+            MfaCredential.user_id == user.id, MfaCredential.state == CredentialState.ACTIVE
+        )
+    ).one_or_none()
 
 
 def _find(session: Session, username: str) -> User | None:

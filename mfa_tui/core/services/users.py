@@ -16,7 +16,7 @@ from mfa_tui.core.audit import AuditEntry, escape_like
 from mfa_tui.core.context import Context
 from mfa_tui.core.errors import ConflictError, InputError, NotFound
 from mfa_tui.core.lockout import LockState, state_of
-from mfa_tui.core.models import Lockout, MfaStatus, MfaType, Role, User
+from mfa_tui.core.models import Lockout, MfaStatus, MfaType, ResetRequest, Role, User
 from mfa_tui.core.services.guard import authorize, refusals_audited
 from mfa_tui.core.services.settings_store import SettingsStore
 from mfa_tui.core.settings import Settings
@@ -41,6 +41,7 @@ class UserView:
     mfa_status_since: datetime | None
     has_password: bool
     version: int
+    reset_requested: bool = False  # an open "Lost your device?" request awaits staff
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -77,7 +78,9 @@ def effective_mfa(mfa_type: str, mfa_status: str, settings: Settings) -> tuple[s
     return mfa_type, mfa_status
 
 
-def to_view(user: User, lock: LockState, settings: Settings, now: datetime) -> UserView:
+def to_view(
+    user: User, lock: LockState, settings: Settings, now: datetime, reset_requested: bool = False
+) -> UserView:
     assert user.id is not None
     mfa_type, mfa_status = effective_mfa(user.mfa_type, user.mfa_status, settings)
     return UserView(
@@ -96,11 +99,21 @@ def to_view(user: User, lock: LockState, settings: Settings, now: datetime) -> U
         mfa_status_since=user.mfa_status_since,
         has_password=user.password_hash is not None,
         version=user.version,
+        reset_requested=reset_requested,
     )
 
 
-def _with_lockout() -> Select[Any]:
-    return select(User, Lockout).outerjoin(Lockout, col(Lockout.user_id) == col(User.id))
+def _with_lockout(*, reset_requests_only: bool = False) -> Select[Any]:
+    """Users with their lockout counters and any open reset request (at most one per user)."""
+    open_request = (col(ResetRequest.user_id) == col(User.id)) & (
+        col(ResetRequest.status) == "pending"
+    )
+    statement = select(User, Lockout, ResetRequest.id).outerjoin(
+        Lockout, col(Lockout.user_id) == col(User.id)
+    )
+    if reset_requests_only:
+        return statement.join(ResetRequest, open_request)
+    return statement.outerjoin(ResetRequest, open_request)
 
 
 def find_user(session: Session, username: str) -> User | None:
@@ -161,13 +174,24 @@ class UserService:
             settings = self.settings.load(session)
             now = self.ctx.clock.now()
             return [
-                to_view(user, state_of(lock), settings, now)
-                for user, lock in session.exec(query).all()
+                to_view(user, state_of(lock), settings, now, request is not None)
+                for user, lock, request in session.exec(query).all()
             ]
 
     def _view(self, session: Session, user: User) -> UserView:
         lock = session.get(Lockout, user.id)
-        return to_view(user, state_of(lock), self.settings.load(session), self.ctx.clock.now())
+        request = session.exec(
+            select(ResetRequest.id).where(
+                ResetRequest.user_id == user.id, ResetRequest.status == "pending"
+            )
+        ).first()
+        return to_view(
+            user,
+            state_of(lock),
+            self.settings.load(session),
+            self.ctx.clock.now(),
+            request is not None,
+        )
 
     # Changing ----------------------------------------------------------------------------------
 
@@ -477,6 +501,7 @@ class UserQuery:
     search: str = ""
     sort: str = "username"
     descending: bool = False
+    reset_requests_only: bool = False
 
 
 class UserPager:
@@ -491,7 +516,14 @@ class UserPager:
         self.rows_fetched = 0  # for tests that prove the table never loads everything
 
     def count(self, query: UserQuery) -> int:
-        statement = _filtered(select(func.count()).select_from(User), query.search)
+        base = select(func.count()).select_from(User)
+        if query.reset_requests_only:
+            base = base.join(
+                ResetRequest,
+                (col(ResetRequest.user_id) == col(User.id))
+                & (col(ResetRequest.status) == "pending"),
+            )
+        statement = _filtered(base, query.search)
         with self.ctx.db.read() as session:
             return session.exec(statement).one()
 
@@ -510,7 +542,7 @@ class UserPager:
         else:
             start = offset
         statement = (
-            _filtered(_with_lockout(), query.search)
+            _filtered(_with_lockout(reset_requests_only=query.reset_requests_only), query.search)
             .order_by(*keys)
             .offset(start)
             .limit(max(limit, 0))
@@ -519,8 +551,8 @@ class UserPager:
             settings = self.settings.load(session)
             now = self.ctx.clock.now()
             rows = [
-                to_view(user, state_of(lock), settings, now)
-                for user, lock in session.exec(statement).all()
+                to_view(user, state_of(lock), settings, now, request is not None)
+                for user, lock, request in session.exec(statement).all()
             ]
         self.rows_fetched += len(rows)
         return rows[::-1] if from_end else rows
