@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -23,10 +24,17 @@ from mfa_tui.ui.resources import stylesheet
 @dataclass(frozen=True)
 class SignedIn:
     user: UserView
+    # When the second factor was last proven in this session (step-up lasts five minutes).
+    proved_at: datetime | None = None
 
     @property
     def actor(self) -> Actor:
-        return Actor(name=self.user.username, role=self.user.role, user_id=self.user.id)
+        return Actor(
+            name=self.user.username,
+            role=self.user.role,
+            user_id=self.user.id,
+            proved_at=self.proved_at,
+        )
 
     @property
     def is_staff(self) -> bool:
@@ -103,16 +111,27 @@ class MfaTuiApp(App[None]):
             self.pop_screen()
         self.switch_screen(LoginScreen(notice))
 
-    def start_session(self, user: UserView, method: str) -> None:
+    def start_session(self, user: UserView, method: str, landing: str | None = None) -> None:
         """The password and any second factor are proven: open the home screen for this role."""
         from mfa_tui.core.services.auth import AuthService
 
-        self.signed_in = SignedIn(user)
+        proved_at = None if method == "password" else self.ctx.clock.now()
+        self.signed_in = SignedIn(user, proved_at)
         self.sub_title = f"{user.username} ({user.role})"
         AuthService(self.ctx).record_login(self.signed_in.actor, method)
         while len(self.screen_stack) > 2:
             self.pop_screen()
-        self.switch_screen(self.home_screen())
+        if landing == "preferences":
+            from mfa_tui.ui.screens.preferences import PreferencesScreen
+
+            self.switch_screen(PreferencesScreen())
+        else:
+            self.switch_screen(self.home_screen())
+
+    def record_proof(self) -> None:
+        """Step-up: the signed-in user just proved their second factor again."""
+        if self.signed_in is not None:
+            self.signed_in = replace(self.signed_in, proved_at=self.ctx.clock.now())
 
     def home_screen(self) -> Screen[None]:
         assert self.signed_in is not None
@@ -137,6 +156,12 @@ class MfaTuiApp(App[None]):
         if self.signed_in.is_staff:
             yield SystemCommand("Administration – Users", "Find and edit users", self._open_users)
             yield SystemCommand("Logs", "Read the audit log", self._open_logs)
+        if self.signed_in.user.role == Role.ADMIN:
+            yield SystemCommand(
+                "Server Settings – Multi-factor",
+                "MFA policy, supported types, lockout",
+                self.open_server_settings,
+            )
         yield SystemCommand(
             "Preferences – Multi-factor", "Your own second factor", self._open_preferences
         )
@@ -151,6 +176,12 @@ class MfaTuiApp(App[None]):
         from mfa_tui.ui.screens.audit_log import AuditLogScreen
 
         self.push_screen(AuditLogScreen())
+
+    def open_server_settings(self) -> None:
+        from mfa_tui.ui.screens.server_settings import ServerSettingsScreen
+
+        if self.signed_in is not None and self.signed_in.user.role == Role.ADMIN:
+            self.push_screen(ServerSettingsScreen())
 
     def _open_preferences(self) -> None:
         from mfa_tui.ui.screens.preferences import PreferencesScreen

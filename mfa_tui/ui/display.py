@@ -8,4 +8,6 @@ from mfa_tui.core.text import printable
 
 
 def plain(value: object, style: str = "") -> Text:
-    return Text(printable("" if value is None else str(value)), style=style)
+    """``value`` as literal text; line breaks are kept, every other control character is escaped."""
+    text = "" if value is None else str(value)
+    return Text("\n".join(printable(line) for line in text.split("\n")), style=style)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import update
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from mfa_tui.core import lockout, passwords
 from mfa_tui.core.access import Actor
@@ -15,6 +15,7 @@ from mfa_tui.core.context import Context
 from mfa_tui.core.models import CredentialState, Lockout, MfaCredential, MfaStatus, MfaType, User
 from mfa_tui.core.services.settings_store import SettingsStore
 from mfa_tui.core.services.users import UserView, effective_mfa, find_user, to_view
+from mfa_tui.core.settings import Settings
 
 # Wrong passwords are free up to this many in a row, then each waits twice as long as the last.
 FREE_PASSWORD_FAILURES = 3
@@ -45,10 +46,26 @@ class PasswordOutcome:
 
 @dataclass(frozen=True)
 class NextStep:
-    """After the password: ``done``, ``second_factor`` (of ``mfa_type``) or ``enroll`` (in ``mfa_type``)."""
+    """``done``, ``second_factor`` (of ``mfa_type``), ``enroll`` (in ``mfa_type``) or ``expired``
+    (the pending configuration lapsed: staff must renew it)."""
 
     kind: str
     mfa_type: str = MfaType.NONE
+
+
+def pending_expired(user: User, settings: Settings, now: datetime) -> bool:
+    """A pending configuration lapses after mfa.pending_expiry_days (0 = never); staff renew it."""
+    days = settings["mfa.pending_expiry_days"]
+    since = user.mfa_status_since
+    return bool(days) and since is not None and now >= since + timedelta(days=days)
+
+
+def _active(session: Session, user_id: int) -> MfaCredential | None:
+    return session.exec(
+        select(MfaCredential).where(
+            MfaCredential.user_id == user_id, MfaCredential.state == CredentialState.ACTIVE
+        )
+    ).one_or_none()
 
 
 class AuthService:
@@ -100,25 +117,36 @@ class AuthService:
             return PasswordOutcome("ok", to_view(user, lock, settings, now))
 
     def next_step(self, user_id: int) -> NextStep:
-        """What the signed-in user must do before anything else."""
+        """What the user must do after the password, before anything else."""
         with self.ctx.db.read() as session:
             user = session.get(User, user_id)
             assert user is not None
             settings = SettingsStore(self.ctx).load(session)
             mfa_type, status = effective_mfa(user.mfa_type, user.mfa_status, settings)
-            active = session.exec(
-                select(MfaCredential).where(
-                    MfaCredential.user_id == user_id, MfaCredential.state == CredentialState.ACTIVE
-                )
-            ).one_or_none()
+            active = _active(session, user_id)
         if mfa_type == MfaType.NONE:
             return NextStep("done")
         if active is not None:
             # A working factor is proven first, even when a new type is pending.
             return NextStep("second_factor", active.type)
         if status == MfaStatus.PENDING:
+            if pending_expired(user, settings, self.ctx.clock.now()):
+                return NextStep("expired", mfa_type)
             return NextStep("enroll", mfa_type)
         return NextStep("second_factor", mfa_type)
+
+    def after_second_factor(self, user_id: int) -> NextStep:
+        """After proving the working factor: enroll a pending new one, or carry on."""
+        with self.ctx.db.read() as session:
+            user = session.get(User, user_id)
+            assert user is not None
+            settings = SettingsStore(self.ctx).load(session)
+        mfa_type, status = effective_mfa(user.mfa_type, user.mfa_status, settings)
+        if status == MfaStatus.PENDING and not pending_expired(
+            user, settings, self.ctx.clock.now()
+        ):
+            return NextStep("enroll", mfa_type)
+        return NextStep("done")
 
     def record_login(self, actor: Actor, method: str) -> None:
         with self.ctx.db.write() as session:

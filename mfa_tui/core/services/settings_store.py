@@ -6,12 +6,13 @@ import base64
 import json
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlalchemy import func
+from sqlmodel import Session, col, select
 
 from mfa_tui.core.access import Action, Actor
 from mfa_tui.core.audit import AuditEntry
 from mfa_tui.core.context import Context
-from mfa_tui.core.models import ServerSetting
+from mfa_tui.core.models import MfaType, ServerSetting, User
 from mfa_tui.core.services.guard import authorize, refusals_audited
 from mfa_tui.core.settings import (
     SETTING_SPECS,
@@ -73,6 +74,23 @@ class SettingsStore:
                     self.ctx.clock.now(),
                 )
             return updated
+
+    def users_affected(self, new_usage: str) -> int:
+        """How many users a change of MFA usage starts or stops asking for a second factor."""
+        current = self.load().usage
+        if current == new_usage:
+            return 0
+        has_type = col(User.mfa_type) != MfaType.NONE
+        without_type = col(User.mfa_type) == MfaType.NONE
+        condition = {
+            frozenset({"optional", "required"}): without_type,
+            frozenset({"optional", "skipped"}): has_type,
+        }.get(frozenset({current, new_usage}))
+        query = select(func.count()).select_from(User)
+        if condition is not None:
+            query = query.where(condition)
+        with self.ctx.db.read() as session:
+            return session.exec(query).one()
 
     def _save(self, session: Session, spec: SettingSpec, value: Any) -> None:
         if spec.secret:

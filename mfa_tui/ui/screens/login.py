@@ -10,6 +10,7 @@ from textual.widgets import Button, Footer, Header, Input, Label, Static
 
 from mfa_tui.core.errors import MfaTuiError
 from mfa_tui.core.services.auth import AuthService, NextStep, PasswordOutcome
+from mfa_tui.core.services.reset_requests import ResetRequests
 from mfa_tui.ui.display import plain
 
 
@@ -65,6 +66,13 @@ class LoginScreen(Screen[None]):
         try:
             outcome = auth.check_password(username, password)
             step = auth.next_step(outcome.user.id) if outcome.user else None
+            decision = (
+                ResetRequests(self.app.ctx).decision_to_tell(outcome.user.id)
+                if outcome.user
+                else None
+            )  # type: ignore[attr-defined]
+            if decision is not None:
+                self.app.call_from_thread(self.app.notify, decision.message, timeout=15)
         except MfaTuiError as error:
             self.app.call_from_thread(self._failed, str(error))
             return
@@ -86,6 +94,10 @@ class LoginScreen(Screen[None]):
             from mfa_tui.ui.screens.second_factor import SecondFactorScreen
 
             self.app.switch_screen(SecondFactorScreen(user, step.mfa_type))
+        elif step.kind == "expired":
+            self._failed(
+                "Your second-factor setup expired before it was finished; ask the helpdesk to renew it."
+            )
         else:
             from mfa_tui.ui.screens.enrollment import EnrollmentScreen
 

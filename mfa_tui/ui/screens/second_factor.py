@@ -11,6 +11,7 @@ from textual.widgets import Button, Footer, Header, Input, Label, Static
 
 from mfa_tui.core.errors import MfaTuiError
 from mfa_tui.core.factors import factor_for
+from mfa_tui.core.services.auth import AuthService
 from mfa_tui.core.services.mfa import MfaService, VerifyOutcome
 from mfa_tui.core.services.settings_store import SettingsStore
 from mfa_tui.core.services.users import UserView
@@ -48,6 +49,7 @@ class SecondFactorScreen(Screen[None]):
             with Horizontal(id="second-factor-buttons"):
                 yield Button("Verify", id="verify", variant="primary")
                 yield Button("Use a backup code", id="use-backup-code")
+            yield Button("Lost your device?", id="lost-device", variant="warning")
             yield Static("", id="second-factor-message", classes="form-error")
         yield Footer()
 
@@ -96,12 +98,35 @@ class SecondFactorScreen(Screen[None]):
         self.query_one("#verify", Button).disabled = False
         self.query_one("#code", Input).value = ""
         if outcome.accepted:
-            self.app.start_session(self.user, outcome.method or self.mfa_type)  # type: ignore[attr-defined]
             if outcome.method == "backup_code" and outcome.backup_codes_left is not None:
                 self.app.notify(f"Backup code used: {outcome.backup_codes_left} left.")
+            self.accepted(outcome)
             return
         if outcome.reason != "error":
             self._say(outcome.message)
+
+    def accepted(self, outcome: VerifyOutcome) -> None:
+        """At login: enroll a pending new factor now that the working one is proven, or carry on."""
+        step = AuthService(self.app.ctx).after_second_factor(self.user.id)  # type: ignore[attr-defined]
+        method = outcome.method or self.mfa_type
+        if step.kind == "enroll":
+            from mfa_tui.ui.screens.enrollment import EnrollmentScreen
+
+            self.app.switch_screen(EnrollmentScreen(self.user, step.mfa_type, proved_by=method))
+        else:
+            self.app.start_session(self.user, method)  # type: ignore[attr-defined]
+
+    @on(Button.Pressed, "#lost-device")
+    def _lost_device(self) -> None:
+        from mfa_tui.core.services.reset_requests import ResetRequests
+
+        filed = ResetRequests(self.app.ctx).request(self.user.id)  # type: ignore[attr-defined]
+        self._say(
+            "Your request to reset your second factor was sent to the helpdesk. Once it is approved, "
+            "log in again to set up a new one."
+            if filed
+            else "Your reset request is already waiting for the helpdesk."
+        )
 
     def action_back(self) -> None:
         self.app.show_login()  # type: ignore[attr-defined]

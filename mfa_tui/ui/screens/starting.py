@@ -5,12 +5,13 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Center, Middle
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Footer, Static
 
 
 class StartingScreen(Screen[None]):
+    # No Header: this screen can be replaced before a Header finishes mounting (a database that
+    # opens at once), and Textual 8.2.8's Header then fails looking for its title (NoMatches).
     def compose(self) -> ComposeResult:
-        yield Header()
         with Middle(), Center():
             yield Static("Opening the database…", id="starting-message")
         yield Footer()

@@ -1,0 +1,26 @@
+"""Step-up: prove the current second factor again before changing it (valid five minutes)."""
+
+from __future__ import annotations
+
+from textual.binding import Binding
+
+from mfa_tui.core.services.mfa import VerifyOutcome
+from mfa_tui.ui.screens.second_factor import SecondFactorScreen
+
+
+class StepUpScreen(SecondFactorScreen):
+    """The second-factor prompt, answering the screen that asked instead of starting a session."""
+
+    BINDINGS = [Binding("escape", "back", "Cancel")]
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.title = "Confirm it is you"
+        self.query_one("#lost-device").display = False
+
+    def accepted(self, outcome: VerifyOutcome) -> None:
+        self.app.record_proof()  # type: ignore[attr-defined]
+        self.dismiss(True)
+
+    def action_back(self) -> None:
+        self.dismiss(False)
