@@ -160,7 +160,7 @@ class MfaTuiApp(App[None]):
             yield SystemCommand(
                 "Server Settings – Multi-factor",
                 "MFA policy, supported types, lockout",
-                self.open_server_settings,
+                self.action_open_server_settings,
             )
         yield SystemCommand(
             "Preferences – Multi-factor", "Your own second factor", self._open_preferences
@@ -177,7 +177,7 @@ class MfaTuiApp(App[None]):
 
         self.push_screen(AuditLogScreen())
 
-    def open_server_settings(self) -> None:
+    def action_open_server_settings(self) -> None:
         from mfa_tui.ui.screens.server_settings import ServerSettingsScreen
 
         if self.signed_in is not None and self.signed_in.user.role == Role.ADMIN:

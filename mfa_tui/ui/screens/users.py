@@ -34,6 +34,10 @@ class UsersScreen(Screen[None]):
         Binding("delete", "delete_user", "Delete"),
         Binding("o", "sort", "Sort"),
         Binding("O", "reverse_sort", "Reverse", show=False),
+        Binding("q", "toggle_requests", "Reset requests"),
+        Binding("a", "approve_request", "Approve reset", show=False),
+        Binding("d", "deny_request", "Deny reset", show=False),
+        Binding("s", "app.open_server_settings", "Settings"),
         Binding("l", "logs", "Logs"),
         Binding("p", "preferences", "Preferences"),
         Binding("x", "app.log_out", "Log out"),
@@ -108,6 +112,8 @@ class UsersScreen(Screen[None]):
         order = "descending" if spec.descending else "ascending"
         found = f"{event.total:,} user{'s' if event.total != 1 else ''}"
         matching = f" matching '{spec.search}'" if spec.search else ""
+        if spec.reset_requests_only:
+            matching += " with a reset request (a: approve, d: deny, q: everyone)"
         self.query_one("#users-status", Static).update(
             plain(f"{found}{matching} · sorted by {column}, {order} · o: sort, O: reverse")
         )
@@ -187,6 +193,42 @@ class UsersScreen(Screen[None]):
             return
         self.app.call_from_thread(self.app.notify, done)
         self.app.call_from_thread(self.table.load, keep_cursor=True)
+
+    def action_toggle_requests(self) -> None:
+        """Show only users with an open "Lost your device?" request, or everyone again."""
+        spec = self.table.query_spec
+        self.table.load(
+            UserQuery(spec.search, spec.sort, spec.descending, not spec.reset_requests_only)
+        )
+
+    def action_approve_request(self) -> None:
+        self._decide_request(approve=True)
+
+    def action_deny_request(self) -> None:
+        self._decide_request(approve=False)
+
+    def _decide_request(self, *, approve: bool) -> None:
+        from mfa_tui.core.services.reset_requests import ResetRequests
+
+        user = self.table.selected_user
+        if user is None or not user.reset_requested:
+            self.app.notify("The selected user has no open reset request (q lists them).")
+            return
+        requests = ResetRequests(self.app.ctx)  # type: ignore[attr-defined]
+        if approve:
+            self._confirm_then(
+                "Approve the reset request of {name}? Their factor is removed and they set up a new one at next login.",
+                "Approve",
+                lambda u: requests.approve(self.actor, u.username),
+                "Reset approved for {name}: pending user configuration.",
+            )
+        else:
+            self._confirm_then(
+                "Deny the reset request of {name}?",
+                "Deny",
+                lambda u: requests.deny(self.actor, u.username),
+                "Reset request of {name} denied.",
+            )
 
     def action_logs(self) -> None:
         from mfa_tui.ui.screens.audit_log import AuditLogScreen

@@ -60,7 +60,7 @@ def cell_text(user: UserView, key: str) -> str:
     if key == "mfa_status":
         return SHORT_STATUS_LABELS.get(user.mfa_status, user.mfa_status)
     if key == "locked":
-        return "Locked" if user.locked else ""
+        return "Locked" if user.locked else ("Reset?" if user.reset_requested else "")
     return printable(getattr(user, key) or "")
 
 
