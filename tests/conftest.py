@@ -25,7 +25,7 @@ from mfa_tui.core.context import Context, open_context
 os.environ.setdefault("TEXTUAL_ANIMATION", "none")
 POSTGRES_ENV = "MFA_TUI_TEST_POSTGRES_URL"
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-_postgres_problem: str | None | bool = False  # False: not probed yet
+_postgres_problem: str | bool | None = False  # False: not probed yet
 
 
 def postgres_base_url() -> str:
