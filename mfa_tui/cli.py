@@ -5,6 +5,7 @@ Every failure prints one line on stderr; a traceback only with --debug.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import json
 import sys
@@ -558,10 +559,16 @@ def db_upgrade(ctx: typer.Context) -> None:
     typer.echo(f"The database is at schema {schema.current_revision(context.db.engine)} (newest).")
 
 
+@functools.cache
+def _command() -> typer.main._click.Command:
+    """Built once per process: typer reads every signature, which costs more than most commands."""
+    return typer.main.get_command(app)
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
-    command = typer.main.get_command(app)
+    command = _command()
     try:
         code = command.main(args=args, prog_name="mfa-tui", standalone_mode=False)
     except _Exit as failure:

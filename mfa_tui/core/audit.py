@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 
 from mfa_tui.core.crypto import SecretBox
 from mfa_tui.core.models import GENESIS_HASH, AuditEvent, AuditHead
+from mfa_tui.core.text import escape_like
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,3 @@ def list_events(
         AuditRecord(e.seq, e.at, e.actor, e.action, e.target, json.loads(e.details))
         for e in session.exec(query).all()
     ]
-
-
-def escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -67,6 +67,12 @@ class User(SQLModel, table=True):
             name="ck_users_mfa_consistent",
         ),
         CheckConstraint("role IN ('user', 'helpdesk', 'admin')", name="ck_users_role"),
+        # Every sortable column of the users table, with the username as tie-breaker, so a sorted
+        # page is an index walk and never a sort of the whole table.
+        *(
+            Index(f"ix_users_sort_{column}", column, "username_key")
+            for column in ("display_name", "email", "role", "mfa_type", "mfa_status")
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

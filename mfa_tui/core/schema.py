@@ -5,6 +5,8 @@ Migrations live in the package (``mfa_tui/migrations``) so an installed wheel ca
 
 from __future__ import annotations
 
+from functools import cache
+
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -23,8 +25,15 @@ def alembic_config() -> Config:
     return config
 
 
+@cache
+def _scripts() -> ScriptDirectory:
+    # Read once per process: the shipped migrations do not change while it runs, and reading
+    # them compiles every migration file (most of the cost of opening a database).
+    return ScriptDirectory.from_config(alembic_config())
+
+
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = _scripts().get_current_head()
     assert head is not None, "the package ships at least one migration"
     return head
 
@@ -37,9 +46,7 @@ def current_revision(engine: Engine) -> str | None:
 def upgrade(database: Database) -> None:
     """Bring the schema to the newest revision this version knows (idempotent)."""
     current = current_revision(database.engine)
-    known = {
-        script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()
-    }
+    known = {script.revision for script in _scripts().walk_revisions()}
     if current is not None and current not in known:
         raise StorageError(
             f"This database has schema {current}, newer than this mfa-tui understands; "

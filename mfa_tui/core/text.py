@@ -34,3 +34,8 @@ def csv_cell(value: object) -> str:
     if text.startswith(_CSV_FORMULA_STARTS):
         return "'" + text
     return text
+
+
+def escape_like(fragment: str) -> str:
+    """A fragment for SQL ``LIKE … ESCAPE '\\'``: its % and _ match themselves."""
+    return fragment.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

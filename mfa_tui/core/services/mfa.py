@@ -33,6 +33,7 @@ class VerifyOutcome:
     reason: str
     method: str | None = None  # the factor type, or "backup_code"
     backup_codes_left: int | None = None
+    locked_now: bool = False  # this wrong code used up the last attempt: say so at once
 
     @property
     def message(self) -> str:
@@ -41,7 +42,7 @@ class VerifyOutcome:
             "not_required": "No second factor is required for this user under the current policy.",
             "locked": "Too many wrong codes: the account is locked; wait, or ask the helpdesk to unlock it.",
             "not_enrolled": "This user has not finished setting up a second factor yet.",
-        }.get(self.reason, "The code was not accepted.")
+        }.get("locked" if self.locked_now else self.reason, "The code was not accepted.")
 
 
 class MfaService:
@@ -344,7 +345,7 @@ class MfaService:
                 ),
                 now,
             )
-            return VerifyOutcome(False, "wrong_code")
+            return VerifyOutcome(False, "wrong_code", locked_now=locked_now)
 
     # Helpers --------------------------------------------------------------------------------------
 

@@ -12,11 +12,12 @@ from sqlmodel import Session, col, select
 
 from mfa_tui.core import csv_import, passwords, validation
 from mfa_tui.core.access import Action, Actor
-from mfa_tui.core.audit import AuditEntry, escape_like
+from mfa_tui.core.audit import AuditEntry
 from mfa_tui.core.context import Context
 from mfa_tui.core.errors import ConflictError, InputError, NotFound
 from mfa_tui.core.lockout import LockState, state_of
 from mfa_tui.core.models import Lockout, MfaStatus, MfaType, ResetRequest, Role, User
+from mfa_tui.core.search import count_rows, search_condition
 from mfa_tui.core.services.guard import authorize, refusals_audited
 from mfa_tui.core.services.settings_store import SettingsStore
 from mfa_tui.core.settings import Settings
@@ -165,12 +166,15 @@ class UserService:
         self, *, search: str | None = None, limit: int | None = None, after: str | None = None
     ) -> list[UserView]:
         """Users ordered by username, filtered in SQL; ``after`` is the last username_key seen (keyset paging)."""
-        query = _filtered(_with_lockout(), search or "").order_by(col(User.username_key))
+        query = _with_lockout().order_by(col(User.username_key))
         if after is not None:
             query = query.where(col(User.username_key) > after)
         if limit is not None:
             query = query.limit(limit)
         with self.ctx.db.read() as session:
+            condition = search_condition(session, search or "")
+            if condition.where is not None:
+                query = query.where(condition.where)
             settings = self.settings.load(session)
             now = self.ctx.clock.now()
             return [
@@ -504,10 +508,17 @@ class UserQuery:
     reset_requests_only: bool = False
 
 
+@dataclass(frozen=True)
+class MatchCount:
+    total: int
+    exact: bool  # False: at least ``total`` users match (a dense search is not counted further)
+
+
 class UserPager:
     """Positional pages of users for a virtual table: never the whole list.
 
-    A page past the middle is read in reverse order from the end, so Home and End are both fast.
+    With an exact count, a page past the middle is read in reverse order from the end, so Home
+    and End are both fast.
     """
 
     def __init__(self, ctx: Context) -> None:
@@ -515,21 +526,18 @@ class UserPager:
         self.settings = SettingsStore(ctx)
         self.rows_fetched = 0  # for tests that prove the table never loads everything
 
-    def count(self, query: UserQuery) -> int:
-        base = select(func.count()).select_from(User)
-        if query.reset_requests_only:
-            base = base.join(
-                ResetRequest,
-                (col(ResetRequest.user_id) == col(User.id))
-                & (col(ResetRequest.status) == "pending"),
-            )
-        statement = _filtered(base, query.search)
+    def count(self, query: UserQuery) -> MatchCount:
         with self.ctx.db.read() as session:
-            return session.exec(statement).one()
+            condition = search_condition(session, query.search, short_as_prefix=True)
+            statement = _with_requests(select(User.id), query.reset_requests_only)
+            total, exact = count_rows(session, statement, condition)
+        return MatchCount(total, exact)
 
-    def page(self, query: UserQuery, offset: int, limit: int, total: int) -> list[UserView]:
+    def page(
+        self, query: UserQuery, offset: int, limit: int, total: int, *, exact: bool = True
+    ) -> list[UserView]:
         sort_column = SORT_COLUMNS.get(query.sort, User.username_key)
-        from_end = offset > total // 2
+        from_end = exact and offset > total // 2
         descending = query.descending != from_end
         keys = (
             [col(sort_column).desc(), col(User.username_key).desc()]
@@ -541,13 +549,12 @@ class UserPager:
             limit = min(limit, total - offset)
         else:
             start = offset
-        statement = (
-            _filtered(_with_lockout(reset_requests_only=query.reset_requests_only), query.search)
-            .order_by(*keys)
-            .offset(start)
-            .limit(max(limit, 0))
-        )
         with self.ctx.db.read() as session:
+            condition = search_condition(session, query.search, short_as_prefix=True)
+            statement = _with_lockout(reset_requests_only=query.reset_requests_only)
+            if condition.where is not None:
+                statement = statement.where(condition.where)
+            statement = statement.order_by(*keys).offset(start).limit(max(limit, 0))
             settings = self.settings.load(session)
             now = self.ctx.clock.now()
             rows = [
@@ -558,13 +565,10 @@ class UserPager:
         return rows[::-1] if from_end else rows
 
 
-def _filtered(statement: Any, search: str) -> Any:
-    text = search.strip()
-    if not text:
+def _with_requests(statement: Any, reset_requests_only: bool) -> Any:
+    if not reset_requests_only:
         return statement
-    pattern = f"%{escape_like(text)}%"
-    return statement.where(
-        col(User.username).ilike(pattern, escape="\\")
-        | col(User.display_name).ilike(pattern, escape="\\")
-        | col(User.email).ilike(pattern, escape="\\")
+    return statement.join(
+        ResetRequest,
+        (col(ResetRequest.user_id) == col(User.id)) & (col(ResetRequest.status) == "pending"),
     )

@@ -84,7 +84,8 @@ class EnrollmentScreen(Screen[bool]):
 
     @on(Button.Pressed, "#continue")
     def _continue(self) -> None:
-        self.query_one("#explain-buttons").display = False
+        # Log out (or Back) stays: leaving must be possible at every step, not only by Escape.
+        self.query_one("#continue", Button).display = False
         self._begin()
 
     @work(thread=True, exclusive=True)

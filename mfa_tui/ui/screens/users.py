@@ -110,7 +110,7 @@ class UsersScreen(Screen[None]):
         spec = self.table.query_spec
         column = next(c.title for c in COLUMNS if c.key == spec.sort)
         order = "descending" if spec.descending else "ascending"
-        found = f"{event.total:,} user{'s' if event.total != 1 else ''}"
+        found = f"{event.total:,}{'' if event.exact else '+'} user{'s' if event.total != 1 else ''}"
         matching = f" matching '{spec.search}'" if spec.search else ""
         if spec.reset_requests_only:
             matching += " with a reset request (a: approve, d: deny, q: everyone)"

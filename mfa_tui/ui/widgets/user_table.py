@@ -20,7 +20,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from mfa_tui.core.services.users import UserPager, UserQuery, UserView
+from mfa_tui.core.services.users import MatchCount, UserPager, UserQuery, UserView
 from mfa_tui.core.text import printable
 
 SHORT_TYPE_LABELS = {
@@ -93,17 +93,22 @@ class UserTable(ScrollView, can_focus=True):
             self.user = user
 
     class Loaded(Message):
-        """The count for the current query is known (``total``) — for a status line."""
+        """The count for the current query is known — for a status line.
 
-        def __init__(self, total: int) -> None:
+        ``exact`` is False when at least ``total`` users match (a dense search is not counted on).
+        """
+
+        def __init__(self, total: int, exact: bool = True) -> None:
             super().__init__()
             self.total = total
+            self.exact = exact
 
     def __init__(self, pager: UserPager, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.pager = pager
         self.query_spec = UserQuery()
         self.total = 0
+        self.exact = True
         self._pages: dict[int, list[UserView]] = {}
         self._pending: set[int] = set()
         self._generation = 0
@@ -124,19 +129,25 @@ class UserTable(ScrollView, can_focus=True):
 
     @work(thread=True, exclusive=True, group="user-table-count")
     def _count(self, generation: int, query: UserQuery) -> None:
-        total = self.pager.count(query)
-        first = self.pager.page(query, 0, self.PAGE_SIZE, total) if total else []
-        self.app.call_from_thread(self._counted, generation, total, first)
+        matches = self.pager.count(query)
+        first = (
+            self.pager.page(query, 0, self.PAGE_SIZE, matches.total, exact=matches.exact)
+            if matches.total
+            else []
+        )
+        self.app.call_from_thread(self._counted, generation, matches, first)
 
-    def _counted(self, generation: int, total: int, first_page: list[UserView]) -> None:
+    def _counted(self, generation: int, matches: MatchCount, first_page: list[UserView]) -> None:
         if generation != self._generation:
             return
-        self.total = total
+        self.total = matches.total
+        self.exact = matches.exact
+        total = matches.total
         self._pages[0] = first_page
         self.cursor = min(self.cursor, max(total - 1, 0))
         self.virtual_size = Size(self.size.width, total + 1)
         self.refresh()
-        self.post_message(self.Loaded(total))
+        self.post_message(self.Loaded(total, matches.exact))
 
     def _row(self, index: int) -> UserView | None:
         page_number, offset = divmod(index, self.PAGE_SIZE)
@@ -150,11 +161,15 @@ class UserTable(ScrollView, can_focus=True):
         if page_number in self._pending:
             return
         self._pending.add(page_number)
-        self._fetch(self._generation, self.query_spec, page_number, self.total)
+        self._fetch(self._generation, self.query_spec, page_number, self.total, self.exact)
 
     @work(thread=True, group="user-table-pages")
-    def _fetch(self, generation: int, query: UserQuery, page_number: int, total: int) -> None:
-        rows = self.pager.page(query, page_number * self.PAGE_SIZE, self.PAGE_SIZE, total)
+    def _fetch(
+        self, generation: int, query: UserQuery, page_number: int, total: int, exact: bool
+    ) -> None:
+        rows = self.pager.page(
+            query, page_number * self.PAGE_SIZE, self.PAGE_SIZE, total, exact=exact
+        )
         self.app.call_from_thread(self._fetched, generation, page_number, rows)
 
     def _fetched(self, generation: int, page_number: int, rows: list[UserView]) -> None:
