@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from mfa_tui.core.models import Role
+from mfa_tui.core.kinds import Role
 
 STEP_UP_WINDOW = timedelta(minutes=5)
 

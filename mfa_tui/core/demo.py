@@ -132,7 +132,12 @@ def _bulk_insert_sql(dialect: str) -> str:
     first = _sql_names(FIRST_NAMES, dialect, f"n % {len(FIRST_NAMES)}")
     last = _sql_names(LAST_NAMES, dialect, f"(n / {len(FIRST_NAMES)}) % {len(LAST_NAMES)}")
     number = "lpad(n::text, 7, '0')" if dialect == "postgresql" else "printf('%07d', n)"
-    numbers = "generate_series(:first, :last) AS n" if dialect == "postgresql" else "seq"
+    # Typed, because psycopg sends small numbers as smallint, for which generate_series is ambiguous.
+    numbers = (
+        "generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS n"
+        if dialect == "postgresql"
+        else "seq"
+    )
     prefix = (
         ""
         if dialect == "postgresql"

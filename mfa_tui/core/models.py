@@ -6,55 +6,18 @@ Datetimes are timezone-aware UTC. Secrets are AES-GCM envelopes (see crypto.py),
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import BigInteger, CheckConstraint, Column, Index, LargeBinary, Text, text
 from sqlmodel import Field, SQLModel
 
-
-class Role(StrEnum):
-    USER = "user"
-    HELPDESK = "helpdesk"
-    ADMIN = "admin"
-
-
-class MfaType(StrEnum):
-    NONE = "none"
-    TOTP = "totp"
-    EMAIL = "email"
-    SMS = "sms"
-    YUBIKEY = "yubikey"
-    RADIUS = "radius"
-    DUO = "duo"
-
-
-MFA_TYPE_LABELS = {
-    MfaType.NONE: "None",
-    MfaType.TOTP: "Authenticator (TOTP)",
-    MfaType.EMAIL: "Email",
-    MfaType.SMS: "SMS",
-    MfaType.YUBIKEY: "Yubikey",
-    MfaType.RADIUS: "RADIUS",
-    MfaType.DUO: "Duo",
-}
-
-
-class MfaStatus(StrEnum):
-    NONE = "none"
-    PENDING = "pending"
-    CONFIGURED = "configured"
-
-
-MFA_STATUS_LABELS = {
-    MfaStatus.NONE: "Not configured",
-    MfaStatus.PENDING: "Pending user configuration",
-    MfaStatus.CONFIGURED: "Configured",
-}
-
-
-class CredentialState(StrEnum):
-    VERIFYING = "verifying"  # enrolled but not yet proven: never counts for login
-    ACTIVE = "active"
+from mfa_tui.core.kinds import (  # noqa: F401  (re-exported: the models' vocabulary)
+    MFA_STATUS_LABELS,
+    MFA_TYPE_LABELS,
+    CredentialState,
+    MfaStatus,
+    MfaType,
+    Role,
+)
 
 
 class User(SQLModel, table=True):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mfa_tui.core.errors import InputError
-from mfa_tui.core.models import MFA_TYPE_LABELS, MfaType
+from mfa_tui.core.kinds import MFA_TYPE_LABELS, MfaType
 
 USAGE_CHOICES = ("skipped", "optional", "required")
 USAGE_LABELS = {"skipped": "Skipped", "optional": "Optional per user", "required": "Required"}

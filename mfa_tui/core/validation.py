@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from mfa_tui.core.errors import InputError
-from mfa_tui.core.models import MFA_TYPE_LABELS, MfaType, Role
+from mfa_tui.core.kinds import MFA_TYPE_LABELS, MfaType, Role
 from mfa_tui.core.text import has_control_characters
 
 _USERNAME = re.compile(r"^[\w][\w.@+-]{0,63}$")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -12,13 +14,15 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from mfa_tui.core.access import Actor
-from mfa_tui.core.clock import Clock
-from mfa_tui.core.config import Config
-from mfa_tui.core.context import Context
 from mfa_tui.core.errors import MfaTuiError
-from mfa_tui.core.models import Role
-from mfa_tui.core.services.users import UserView
+from mfa_tui.core.kinds import Role
 from mfa_tui.ui.resources import stylesheet
+
+if TYPE_CHECKING:  # the database layer is imported by the worker that opens it, after first paint
+    from mfa_tui.core.clock import Clock
+    from mfa_tui.core.config import Config
+    from mfa_tui.core.context import Context
+    from mfa_tui.core.services.users import UserView
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,8 @@ class MfaTuiApp(App[None]):
         self.config = config
         self._service_context = context
         self._clock = clock
+        self._database_opened = threading.Event()
+        self._database_problem: str | None = None
         self.signed_in: SignedIn | None = None
 
     @property
@@ -65,10 +71,20 @@ class MfaTuiApp(App[None]):
         return self._service_context
 
     def on_mount(self) -> None:
-        from mfa_tui.ui.screens.starting import StartingScreen
+        # The login screen paints first; the database (and the heavy imports it needs) opens
+        # meanwhile in a worker, so the user can start typing at once.
+        from mfa_tui.ui.screens.login import LoginScreen
 
-        self.push_screen(StartingScreen())
+        self.push_screen(LoginScreen())
         self._open_database()
+
+    def wait_for_database(self, timeout: float = 60.0) -> Context:
+        """From a worker thread: the opened context, or the reason it could not be opened."""
+        if not self._database_opened.wait(timeout):
+            raise MfaTuiError("The database did not open in time; check that it is reachable.")
+        if self._service_context is None:
+            raise MfaTuiError(self._database_problem or "The database could not be opened.")
+        return self._service_context
 
     @work(thread=True, exclusive=True, group="open-database")
     def _open_database(self) -> None:
@@ -81,24 +97,27 @@ class MfaTuiApp(App[None]):
                 self._service_context = open_context(self.config, self._clock)
             has_users = UserService(self._service_context).count() > 0
         except MfaTuiError as error:
+            self._service_context = None
+            self._database_problem = str(error)
+            self._database_opened.set()
             self.call_from_thread(self._cannot_open, str(error))
             return
-        self.call_from_thread(self._database_ready, has_users)
+        self._database_opened.set()
+        if not has_users:
+            self.call_from_thread(self._first_run)
 
-    def _database_ready(self, has_users: bool) -> None:
-        if has_users:
-            self.show_login()
-        else:
-            from mfa_tui.ui.screens.first_run import FirstRunScreen
+    def _first_run(self) -> None:
+        from mfa_tui.ui.screens.first_run import FirstRunScreen
+        from mfa_tui.ui.screens.login import LoginScreen
 
+        if isinstance(self.screen, LoginScreen):
             self.switch_screen(FirstRunScreen())
 
     def _cannot_open(self, message: str) -> None:
-        from mfa_tui.ui.screens.starting import StartingScreen
+        from mfa_tui.ui.screens.login import LoginScreen
 
-        screen = self.screen
-        if isinstance(screen, StartingScreen):
-            screen.show_error(message)
+        if isinstance(self.screen, LoginScreen):
+            self.screen.cannot_open(message)
 
     # Sessions --------------------------------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Center, Vertical
@@ -9,9 +11,10 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Static
 
 from mfa_tui.core.errors import MfaTuiError
-from mfa_tui.core.services.auth import AuthService, NextStep, PasswordOutcome
-from mfa_tui.core.services.reset_requests import ResetRequests
 from mfa_tui.ui.display import plain
+
+if TYPE_CHECKING:  # imported by the worker: the screen paints before the database layer loads
+    from mfa_tui.core.services.auth import NextStep, PasswordOutcome
 
 
 class LoginScreen(Screen[None]):
@@ -62,8 +65,12 @@ class LoginScreen(Screen[None]):
 
     @work(thread=True, exclusive=True)
     def _check(self, username: str, password: str) -> None:
-        auth = AuthService(self.app.ctx)  # type: ignore[attr-defined]
         try:
+            ctx = self.app.wait_for_database()  # type: ignore[attr-defined]
+            from mfa_tui.core.services.auth import AuthService
+            from mfa_tui.core.services.reset_requests import ResetRequests
+
+            auth = AuthService(ctx)
             outcome = auth.check_password(username, password)
             step = auth.next_step(outcome.user.id) if outcome.user else None
             decision = (
@@ -102,6 +109,11 @@ class LoginScreen(Screen[None]):
             from mfa_tui.ui.screens.enrollment import EnrollmentScreen
 
             self.app.switch_screen(EnrollmentScreen(user, step.mfa_type))
+
+    def cannot_open(self, message: str) -> None:
+        """The database could not be opened: say why; logging in cannot work."""
+        self.query_one("#log-in", Button).disabled = True
+        self._say(f"Cannot open the database: {message} Press Ctrl+Q to quit.")
 
     def _say(self, message: str) -> None:
         self.query_one("#login-message", Static).update(plain(message))

@@ -6,6 +6,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Center, Middle
 from textual.screen import ModalScreen
+from textual.widgets import Footer
 
 from mfa_tui.ui.widgets.qr_code import QrCode
 
@@ -26,3 +27,10 @@ class QrFullScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Middle(), Center():
             yield QrCode(self.data, id="full-qr")
+        # Shows "esc Back". Codes are an odd number of rows tall, so one that fits 24 rows
+        # still fits the 23 left above the footer.
+        yield Footer()
+
+    def on_mount(self) -> None:
+        # Inline: the app stylesheet's `Screen { background: $surface }` outranks DEFAULT_CSS.
+        self.styles.background = "#ffffff"

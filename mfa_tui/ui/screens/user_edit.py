@@ -45,9 +45,10 @@ class UserEditScreen(Screen[bool]):
     UserEditScreen SelectCurrent { border: none; height: 1; padding: 0 1; background: $boost; }
     UserEditScreen Select:focus > SelectCurrent { background: $primary 30%; }
     UserEditScreen Checkbox { border: none; height: 1; padding: 0; background: transparent; }
+    UserEditScreen Checkbox:focus { border: none; }
     UserEditScreen .field-error { color: $error; height: auto; column-span: 2; padding-left: 17; display: none; }
     UserEditScreen .field-error.shown { display: block; }
-    UserEditScreen #edit-buttons { dock: bottom; height: 3; padding: 0 1; }
+    UserEditScreen #edit-buttons { height: 3; padding: 0 1; }
     UserEditScreen #edit-buttons Button { margin-right: 2; }
     UserEditScreen #edit-message { height: auto; padding: 0 1; }
     UserEditScreen #configure-now { margin-top: 1; }
@@ -237,7 +238,8 @@ class UserEditScreen(Screen[bool]):
         panel.show(start)
         self.query_one("#configure-now", Button).disabled = False
         self._refresh_mfa_controls()
-        panel.query_one("#enrollment-code", Input).focus()
+        # After the panel is laid out, so focusing scrolls the code field into view.
+        self.call_after_refresh(panel.query_one("#enrollment-code", Input).focus)
 
     @on(EnrollmentPanel.CodeEntered)
     def _validate(self, event: EnrollmentPanel.CodeEntered) -> None:
