@@ -118,12 +118,8 @@ class AuthService:
 
     def next_step(self, user_id: int) -> NextStep:
         """What the user must do after the password, before anything else."""
-        with self.ctx.db.read() as session:
-            user = session.get(User, user_id)
-            assert user is not None
-            settings = SettingsStore(self.ctx).load(session)
-            mfa_type, status = effective_mfa(user.mfa_type, user.mfa_status, settings)
-            active = _active(session, user_id)
+        user, settings, active = self._mfa_state(user_id)
+        mfa_type, status = effective_mfa(user.mfa_type, user.mfa_status, settings)
         if mfa_type == MfaType.NONE:
             return NextStep("done")
         if active is not None:
@@ -137,16 +133,18 @@ class AuthService:
 
     def after_second_factor(self, user_id: int) -> NextStep:
         """After proving the working factor: enroll a pending new one, or carry on."""
+        user, settings, _active_factor = self._mfa_state(user_id)
+        mfa_type, status = effective_mfa(user.mfa_type, user.mfa_status, settings)
+        expired = pending_expired(user, settings, self.ctx.clock.now())
+        if status == MfaStatus.PENDING and not expired:
+            return NextStep("enroll", mfa_type)
+        return NextStep("done")
+
+    def _mfa_state(self, user_id: int) -> tuple[User, Settings, MfaCredential | None]:
         with self.ctx.db.read() as session:
             user = session.get(User, user_id)
             assert user is not None
-            settings = SettingsStore(self.ctx).load(session)
-        mfa_type, status = effective_mfa(user.mfa_type, user.mfa_status, settings)
-        if status == MfaStatus.PENDING and not pending_expired(
-            user, settings, self.ctx.clock.now()
-        ):
-            return NextStep("enroll", mfa_type)
-        return NextStep("done")
+            return user, SettingsStore(self.ctx).load(session), _active(session, user_id)
 
     def record_login(self, actor: Actor, method: str) -> None:
         with self.ctx.db.write() as session:

@@ -291,7 +291,8 @@ class MfaService:
         with self.ctx.db.read() as session:
             settings = self.settings.load(session)
             user = _find(session, username)
-            if user is None:
+            if user is None or not user.enabled:
+                # A disabled account gets the unknown user's answer, never "no factor needed".
                 return VerifyOutcome(False, "unknown_user")
             mfa_type, _status = effective_mfa(user.mfa_type, user.mfa_status, settings)
             if mfa_type == MfaType.NONE:

@@ -43,7 +43,7 @@ class UserEditScreen(Screen[bool]):
     UserEditScreen Input { border: none; height: 1; padding: 0 1; background: $boost; }
     UserEditScreen Input:focus { border: none; background: $primary 30%; }
     UserEditScreen SelectCurrent { border: none; height: 1; padding: 0 1; background: $boost; }
-    UserEditScreen Select:focus > SelectCurrent { background: $primary 30%; }
+    UserEditScreen Select:focus > SelectCurrent { border: none; background: $primary 30%; }
     UserEditScreen Checkbox { border: none; height: 1; padding: 0; background: transparent; }
     UserEditScreen Checkbox:focus { border: none; }
     UserEditScreen .field-error { color: $error; height: auto; column-span: 2; padding-left: 17; display: none; }
