@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, delete, func, update
+from sqlalchemy import Select, delete, func, text, update
 from sqlmodel import Session, col, select
 
 from mfa_tui.core import csv_import, passwords, validation
@@ -369,6 +369,13 @@ class UserService:
         )
         if not losing_admin:
             return
+        if session.get_bind().dialect.name == "postgresql":
+            # One removal of an administrator at a time, and the count below is read after the
+            # previous one committed: otherwise two staff demoting the last two administrators at
+            # once each see the other and both succeed. (Locking the administrators' rows instead
+            # would deadlock against the target row lock_for_edit already holds.) SQLite's
+            # BEGIN IMMEDIATE already serializes writers.
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LAST_ADMIN_LOCK})
         others = session.exec(
             select(func.count())
             .select_from(User)
@@ -380,6 +387,10 @@ class UserService:
             raise InputError(
                 f"'{user.username}' is the last enabled administrator; make another administrator first."
             )
+
+
+# pg_advisory_xact_lock key taken while an administrator is demoted, disabled or deleted.
+_LAST_ADMIN_LOCK = 0x6D66_615F_6C61_7374
 
 
 def lock_for_edit(session: Session, user_id: int, expected_version: int) -> User:
