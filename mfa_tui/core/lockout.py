@@ -82,6 +82,16 @@ def ensure_row(session: Session, user_id: int) -> None:
     session.execute(statement.on_conflict_do_nothing(index_elements=["user_id"]))
 
 
+def release_attempt(db: Database, user_id: int) -> None:
+    """Give back a reserved attempt that could not be checked (a provider failed, not the user)."""
+    with db.write() as session:
+        session.execute(
+            update(Lockout)
+            .where(col(Lockout.user_id) == user_id, col(Lockout.failed_attempts) > 0)
+            .values(failed_attempts=col(Lockout.failed_attempts) - 1)
+        )
+
+
 def record_success(session: Session, user_id: int) -> None:
     session.execute(
         update(Lockout)

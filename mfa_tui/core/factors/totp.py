@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from mfa_tui.core import otp
-from mfa_tui.core.crypto import SecretBox
-from mfa_tui.core.factors import EnrollmentStart
-from mfa_tui.core.models import CredentialState, MfaCredential
-from mfa_tui.core.settings import Settings
+from mfa_tui.core.factors import EnrollmentStart, FactorEnv, Proof
+from mfa_tui.core.models import CredentialState, MfaCredential, User
 
 TABLE = "mfa_credentials"
 
@@ -19,16 +15,10 @@ class TotpFactor:
     code_prompt = "Enter the code your authenticator app shows."
 
     def new_credential(
-        self,
-        box: SecretBox,
-        settings: Settings,
-        *,
-        credential_id: str,
-        user_id: int,
-        account: str,
-        now: datetime,
+        self, env: FactorEnv, *, credential_id: str, user: User
     ) -> tuple[MfaCredential, EnrollmentStart]:
         secret = otp.new_secret()
+        settings = env.settings
         params = otp.TotpParameters(
             digits=settings["totp.digits"],
             period=settings["totp.period"],
@@ -36,50 +26,51 @@ class TotpFactor:
         )
         credential = MfaCredential(
             id=credential_id,
-            user_id=user_id,
+            user_id=user.id,  # type: ignore[arg-type]
             type=self.type,
             state=CredentialState.VERIFYING,
-            secret=box.encrypt(secret, table=TABLE, row_id=credential_id, field="secret"),
+            secret=env.ctx.box.encrypt(secret, table=TABLE, row_id=credential_id, field="secret"),
             digits=params.digits,
             period=params.period,
             algorithm=params.algorithm,
-            created_at=now,
+            created_at=env.now,
         )
-        return credential, self._view(secret, params, settings, credential_id, account)
+        return credential, self._view(env, secret, params, credential_id, user.username)
 
     def enrollment_view(
-        self, box: SecretBox, settings: Settings, credential: MfaCredential, account: str
+        self, env: FactorEnv, credential: MfaCredential, user: User
     ) -> EnrollmentStart:
         return self._view(
-            self._secret(box, credential), _params(credential), settings, credential.id, account
+            env, self._secret(env, credential), _params(credential), credential.id, user.username
         )
 
-    def matching_counter(
-        self,
-        box: SecretBox,
-        settings: Settings,
-        credential: MfaCredential,
-        code: str,
-        now: datetime,
-    ) -> int | None:
-        return otp.matching_step(
-            self._secret(box, credential),
+    def challenge(self, env: FactorEnv, credential: MfaCredential, user: User) -> str | None:
+        return None
+
+    def verify(
+        self, env: FactorEnv, credential: MfaCredential, user: User, code: str
+    ) -> Proof | None:
+        step = otp.matching_step(
+            self._secret(env, credential),
             code,
-            now.timestamp(),
+            env.now.timestamp(),
             _params(credential),
-            settings.totp_drift,
+            env.settings.totp_drift,
         )
+        return None if step is None else Proof(counter=step)
 
     @staticmethod
-    def _secret(box: SecretBox, credential: MfaCredential) -> bytes:
+    def _secret(env: FactorEnv, credential: MfaCredential) -> bytes:
         assert credential.secret is not None
-        return box.decrypt(credential.secret, table=TABLE, row_id=credential.id, field="secret")
+        return env.ctx.box.decrypt(
+            credential.secret, table=TABLE, row_id=credential.id, field="secret"
+        )
 
     def _view(
         self,
+        env: FactorEnv,
         secret: bytes,
         params: otp.TotpParameters,
-        settings: Settings,
         credential_id: str,
         account: str,
     ) -> EnrollmentStart:
@@ -90,7 +81,7 @@ class TotpFactor:
                 "then enter the code it shows."
             ),
             provisioning_uri=otp.otpauth_uri(
-                secret, issuer=settings.totp_issuer, account=account, params=params
+                secret, issuer=env.settings.totp_issuer, account=account, params=params
             ),
             manual_secret=otp.grouped_secret(secret),
         )

@@ -8,8 +8,9 @@ until proven, and the previous working factor stays active until the new one rep
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
@@ -19,11 +20,12 @@ from mfa_tui.core.access import Action, Actor
 from mfa_tui.core.audit import AuditEntry
 from mfa_tui.core.context import Context
 from mfa_tui.core.errors import ConflictError, InputError, NotFound, PermissionDenied
-from mfa_tui.core.factors import EnrollmentStart, factor_for
+from mfa_tui.core.factors import EnrollmentStart, FactorEnv, ProviderUnavailable, factor_for
 from mfa_tui.core.models import BackupCode, CredentialState, MfaCredential, MfaStatus, MfaType, User
 from mfa_tui.core.services.guard import authorize, refusals_audited
 from mfa_tui.core.services.settings_store import SettingsStore
 from mfa_tui.core.services.users import effective_mfa, require_user
+from mfa_tui.core.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class VerifyOutcome:
     reason: str
     method: str | None = None  # the factor type, or "backup_code"
     backup_codes_left: int | None = None
+    detail: str | None = None  # why a remote provider failed ("unavailable")
     locked_now: bool = False  # this wrong code used up the last attempt: say so at once
 
     @property
@@ -135,66 +138,71 @@ class MfaService:
     # Enrollment -----------------------------------------------------------------------------------
 
     def begin_enrollment(self, actor: Actor, username: str, mfa_type: str) -> EnrollmentStart:
-        """A new *verifying* secret for the user (replacing any earlier unfinished one)."""
-        now = self.ctx.clock.now()
+        """A new *verifying* credential for the user (replacing any earlier unfinished one); a
+        factor that sends something (an email, an SMS) sends it once the credential is saved."""
         settings = self.settings.load()
         name = validation.supported_mfa_type(mfa_type, settings.supported_types)
         if name == MfaType.NONE:
             raise InputError("Choose an MFA type to configure.")
         factor = factor_for(name)
+        env = self._env(settings)
         with refusals_audited(self.ctx, actor), self.ctx.db.write() as session:
             user = require_user(session, username)
             self._authorize_enrollment(actor, user, session)
             _delete_credentials(session, user, states=(CredentialState.VERIFYING,))
             credential, start = factor.new_credential(
-                self.ctx.box,
-                settings,
-                credential_id=secrets.token_hex(16),
-                user_id=user.id,  # type: ignore[arg-type]
-                account=user.username,
-                now=now,
+                env, credential_id=secrets.token_hex(16), user=user
             )
             session.add(credential)
             self._audit(session, actor, "mfa.enrollment.begin", user, {"type": name})
-            return start
+        sent = factor.challenge(env, credential, user)
+        return replace(start, instructions=f"{start.instructions} {sent}") if sent else start
 
     def enrollment_view(self, actor: Actor, credential_id: str) -> EnrollmentStart:
         """The QR code and secret of an enrollment still in progress, shown again."""
         with self.ctx.db.read() as session:
             credential, user = self._verifying(session, credential_id)
             self._authorize_enrollment(actor, user)
-            return factor_for(credential.type).enrollment_view(
-                self.ctx.box, self.settings.load(session), credential, user.username
-            )
+            env = self._env(self.settings.load(session))
+        return factor_for(credential.type).enrollment_view(env, credential, user)
 
     def confirm_code(self, actor: Actor, credential_id: str, code: str) -> bool:
-        """Check a code against a verifying secret; the time-step it proves is used up."""
-        now = self.ctx.clock.now()
+        """Check a code against a verifying credential; a counter it proves is used up."""
         with self.ctx.db.read() as session:
             credential, user = self._verifying(session, credential_id)
             self._authorize_enrollment(actor, user)
-            settings = self.settings.load(session)
-        counter = factor_for(credential.type).matching_counter(
-            self.ctx.box, settings, credential, code, now
-        )
-        if counter is None:
+            env = self._env(self.settings.load(session))
+        proof = factor_for(credential.type).verify(env, credential, user, code)
+        if proof is None:
             return False
         with self.ctx.db.write() as session:
+            values: dict[str, object] = {"verified_at": env.now}
+            condition = col(MfaCredential.state) == CredentialState.VERIFYING
+            if proof.counter is not None:
+                values["last_used_step"] = proof.counter
+                condition = condition & _before(proof.counter)
+            if proof.device_data is not None:
+                values["device_data"] = proof.device_data
             accepted = session.execute(
                 update(MfaCredential)
-                .where(
-                    col(MfaCredential.id) == credential_id,
-                    col(MfaCredential.state) == CredentialState.VERIFYING,
-                    col(MfaCredential.last_used_step).is_(None)
-                    | (col(MfaCredential.last_used_step) < counter),
-                )
-                .values(last_used_step=counter, verified_at=now)
+                .where(col(MfaCredential.id) == credential_id, condition)
+                .values(**values)
             ).rowcount  # type: ignore[attr-defined]
             if accepted:
                 self._audit(
                     session, actor, "mfa.enrollment.code_verified", user, {"type": credential.type}
                 )
             return bool(accepted)
+
+    def send_challenge(self, username: str) -> str | None:
+        """At login, before the code: send an email/SMS code or a push for the active factor."""
+        with self.ctx.db.read() as session:
+            user = _find(session, username)
+            credential = _active_credential(session, user) if user is not None else None
+            env = self._env(self.settings.load(session))
+        if user is None or credential is None:
+            return None
+        return factor_for(credential.type).challenge(env, credential, user)
 
     def activate(
         self, actor: Actor, username: str, credential_id: str, expected_version: int | None = None
@@ -312,13 +320,23 @@ class MfaService:
             return VerifyOutcome(False, "locked")
 
         method: str | None = None
-        with self.ctx.db.write() as session:
-            if credential is not None:
-                counter = factor_for(credential.type).matching_counter(
-                    self.ctx.box, settings, credential, code, now
+        proof = None
+        if credential is not None:
+            try:
+                # Outside any write transaction: a factor may ask a remote service.
+                proof = factor_for(credential.type).verify(
+                    self._env(settings, now), credential, user, code
                 )
-                if counter is not None and _consume_counter(session, credential.id, counter):
-                    method = credential.type
+            except ProviderUnavailable as failure:
+                lockout.release_attempt(self.ctx.db, user.id)
+                self._audit_login(user, actor, "verify.unavailable", {"reason": str(failure)}, now)
+                return VerifyOutcome(False, "unavailable", detail=str(failure))
+        with self.ctx.db.write() as session:
+            if credential is not None and proof is not None:
+                fresh = proof.counter is None or _consume_counter(
+                    session, credential.id, proof.counter
+                )
+                method = credential.type if fresh else None
             normalized = (
                 backup_codes.normalize(code) if method is None and has_backup_codes else None
             )
@@ -349,6 +367,9 @@ class MfaService:
             return VerifyOutcome(False, "wrong_code", locked_now=locked_now)
 
     # Helpers --------------------------------------------------------------------------------------
+
+    def _env(self, settings: Settings, now: datetime | None = None) -> FactorEnv:
+        return FactorEnv(self.ctx, settings, now or self.ctx.clock.now())
 
     def _code_hash(self, normalized_code: str) -> str:
         return self.ctx.box.keyed_hash(backup_codes.HASH_PURPOSE, normalized_code)
@@ -429,6 +450,13 @@ def _delete_credentials(session: Session, user: User, *, states: tuple[str, ...]
     )
 
 
+def _before(counter: int) -> Any:
+    """The credential's last accepted counter is below ``counter`` (or none was accepted yet)."""
+    return col(MfaCredential.last_used_step).is_(None) | (
+        col(MfaCredential.last_used_step) < counter
+    )
+
+
 def _consume_counter(session: Session, credential_id: str, counter: int) -> bool:
     """Accept a time-step at most once, even from two processes at the same moment."""
     return (
@@ -437,8 +465,7 @@ def _consume_counter(session: Session, credential_id: str, counter: int) -> bool
             .where(
                 col(MfaCredential.id) == credential_id,
                 col(MfaCredential.state) == CredentialState.ACTIVE,
-                col(MfaCredential.last_used_step).is_(None)
-                | (col(MfaCredential.last_used_step) < counter),
+                _before(counter),
             )
             .values(last_used_step=counter)
         ).rowcount  # type: ignore[attr-defined]

@@ -104,7 +104,11 @@ class EnrollmentScreen(Screen[bool]):
         panel = self.query_one("#enrollment", EnrollmentPanel)
         panel.display = True
         panel.show(start)
-        panel.query_one("#enrollment-code").focus()
+        code = panel.query_one("#enrollment-code")
+        code.focus(scroll_visible=False)
+        # Scroll once the panel has its size: before that there is no region to bring into view,
+        # and at 80×24 the field would stay below the fold after the full-screen QR closes.
+        self.call_after_refresh(code.scroll_visible, animate=False)
 
     @on(EnrollmentPanel.CodeEntered)
     def _entered(self, event: EnrollmentPanel.CodeEntered) -> None:

@@ -238,8 +238,14 @@ class UserEditScreen(Screen[bool]):
         panel.show(start)
         self.query_one("#configure-now", Button).disabled = False
         self._refresh_mfa_controls()
-        # After the panel is laid out, so focusing scrolls the code field into view.
-        self.call_after_refresh(panel.query_one("#enrollment-code", Input).focus)
+        self.call_after_refresh(self._focus_code)
+
+    def _focus_code(self) -> None:
+        # Only once the panel is laid out: before that the field, just shown, does not take the
+        # focus (which then falls off the hidden Configure now button) and has no region to
+        # scroll to. The whole row is brought into view, Validate too.
+        panel = self.query_one("#enrollment", EnrollmentPanel)
+        panel.query_one("#enrollment-code", Input).focus()
 
     @on(EnrollmentPanel.CodeEntered)
     def _validate(self, event: EnrollmentPanel.CodeEntered) -> None:
