@@ -530,12 +530,17 @@ def verify(
     """Check NAME's second factor: reads one line (a code or a backup code) from standard input."""
     from mfa_tui.core.services.mfa import MfaService
 
+    service = MfaService(_state(ctx).context())
     if send:
-        _fail("--send is for Email and SMS codes, which this version does not deliver yet.")
+        # Sends an email/SMS code or a push for the user's factor; for others it sends nothing.
+        sent = service.send_challenge(name)
+        if sent:
+            typer.echo(sent, err=True)
     code = _read_stdin_line("a code")
-    outcome = MfaService(_state(ctx).context()).verify(
-        name, code, actor_name=f"{_actor().name}:verify"
-    )
+    outcome = service.verify(name, code, actor_name=f"{_actor().name}:verify")
+    if outcome.reason == "unavailable":
+        # The provider failed, not the user: exit 3 (not counted against them), with the reason.
+        _fail(outcome.message, 3)
     if outcome.reason == "not_required":
         if require:
             _fail("Refused: a second factor is required but this user has none.", 1)

@@ -153,6 +153,14 @@ class UserService:
                 raise NotFound("That user no longer exists; reload the list.")
             return self._view(session, user)
 
+    def user_row(self, user_id: int) -> User:
+        """The stored user (for factors that need the email or phone); not for display."""
+        with self.ctx.db.read() as session:
+            user = session.get(User, user_id)
+            if user is None:
+                raise NotFound("That user no longer exists.")
+            return user
+
     def open_for_edit(self, actor: Actor, user_id: int) -> UserView:
         """The user to show in User edit, if ``actor`` may edit them (a refusal is audited)."""
         with refusals_audited(self.ctx, actor), self.ctx.db.read() as session:

@@ -57,6 +57,18 @@ class SecondFactorScreen(Screen[None]):
         self.query_one("#code", Input).focus()
         settings = SettingsStore(self.app.ctx).load()  # type: ignore[attr-defined]
         self.query_one("#use-backup-code", Button).display = settings.backup_codes_enabled
+        self._send_challenge()
+
+    @work(thread=True, exclusive=True, group="challenge")
+    def _send_challenge(self) -> None:
+        """Email/SMS codes and pushes go out when the prompt opens; TOTP sends nothing."""
+        try:
+            sent = MfaService(self.app.ctx).send_challenge(self.user.username)  # type: ignore[attr-defined]
+        except MfaTuiError as error:
+            self.app.call_from_thread(self._say, str(error))
+            return
+        if sent:
+            self.app.call_from_thread(self._say, sent)
 
     @on(Button.Pressed, "#use-backup-code")
     def _toggle_backup(self) -> None:

@@ -11,13 +11,21 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select, Static
 
 from mfa_tui.core.errors import MfaTuiError
 from mfa_tui.core.factors import available_types
 from mfa_tui.core.models import MFA_TYPE_LABELS, MfaType
 from mfa_tui.core.services.settings_store import SettingsStore
-from mfa_tui.core.settings import ALL_TYPES, USAGE_CHOICES, USAGE_LABELS, Settings
+from mfa_tui.core.settings import (
+    ALL_TYPES,
+    SETTING_SPECS,
+    USAGE_CHOICES,
+    USAGE_LABELS,
+    Settings,
+    SettingSpec,
+)
 from mfa_tui.ui.display import plain
 
 # Setting key → widget id, for the plain text and number fields.
@@ -41,6 +49,37 @@ LABELS = {
 }
 
 
+# Setting prefix → (section title, the MFA type whose "Test" action checks it).
+DELIVERY_SECTIONS = {
+    "smtp": ("Email delivery (SMTP)", "email"),
+    "sms": ("SMS delivery", "sms"),
+    "yubikey": ("Yubikey validation", "yubikey"),
+    "radius": ("RADIUS", "radius"),
+    "duo": ("Duo", "duo"),
+}
+
+
+def _field_id(key: str) -> str:
+    return "setting-" + key.replace(".", "-").replace("_", "-")
+
+
+def _field(spec: SettingSpec, value: object) -> Widget:
+    """A widget for one setting, chosen by its kind; secrets are never shown, only replaced."""
+    if spec.kind == "bool":
+        return Checkbox("", bool(value), id=_field_id(spec.key))
+    if spec.kind == "choice":
+        return Select(
+            [(c, c) for c in spec.choices],
+            value=str(value),
+            allow_blank=False,
+            id=_field_id(spec.key),
+        )
+    if spec.secret:
+        placeholder = "set — type to replace" if value else "not set"
+        return Input(id=_field_id(spec.key), password=True, placeholder=placeholder)
+    return Input(str(value), id=_field_id(spec.key))
+
+
 class ServerSettingsScreen(Screen[None]):
     DEFAULT_CSS = """
     ServerSettingsScreen #settings-form { padding: 0 1; }
@@ -53,6 +92,7 @@ class ServerSettingsScreen(Screen[None]):
     ServerSettingsScreen #settings-buttons { dock: bottom; height: 3; padding: 0 1; }
     ServerSettingsScreen #settings-buttons Button { margin-right: 2; }
     ServerSettingsScreen #settings-message { height: auto; padding: 0 1; }
+    ServerSettingsScreen .test-button { margin: 1 0 0 0; }
     """
     BINDINGS = [Binding("escape", "back", "Back"), Binding("ctrl+s", "save", "Save")]
 
@@ -125,6 +165,14 @@ class ServerSettingsScreen(Screen[None]):
                     allow_blank=False,
                     id="totp-algorithm",
                 )
+            for prefix, (title, _factor_type) in DELIVERY_SECTIONS.items():
+                yield Static(title, classes="section-title")
+                with Grid(classes="fields"):
+                    for spec in SETTING_SPECS:
+                        if spec.key.startswith(prefix + "."):
+                            yield Label(spec.description)
+                            yield _field(spec, settings[spec.key])
+                yield Button(f"Test {title.lower()}", id=f"test-{prefix}", classes="test-button")
         yield Static("", id="settings-message", classes="form-error")
         with Horizontal(id="settings-buttons"):
             yield Button("Save", id="save", variant="primary")
@@ -148,7 +196,46 @@ class ServerSettingsScreen(Screen[None]):
         )
         values["totp.digits"] = str(self.query_one("#totp-digits", Select).value)
         values["totp.algorithm"] = str(self.query_one("#totp-algorithm", Select).value)
+        for spec in SETTING_SPECS:
+            if spec.key.split(".")[0] not in DELIVERY_SECTIONS:
+                continue
+            widget = self.query_one(f"#{_field_id(spec.key)}")
+            if isinstance(widget, Checkbox | Select):
+                values[spec.key] = str(widget.value)
+            elif isinstance(widget, Input) and (widget.value or not spec.secret):
+                # An empty secret field means "keep the stored secret".
+                values[spec.key] = widget.value
         return values
+
+    @on(Button.Pressed, ".test-button")
+    def _test(self, event: Button.Pressed) -> None:
+        prefix = (event.button.id or "").removeprefix("test-")
+        self._say(f"Testing {DELIVERY_SECTIONS[prefix][0].lower()} with the saved settings…")
+        self._run_test(prefix)
+
+    @work(thread=True, exclusive=True, group="settings-test")
+    def _run_test(self, prefix: str) -> None:
+        from mfa_tui.core.factors import FactorEnv, factor_for
+        from mfa_tui.core.services.users import UserService
+
+        ctx = self.app.ctx  # type: ignore[attr-defined]
+        factor_type = DELIVERY_SECTIONS[prefix][1]
+        try:
+            factor = factor_for(factor_type)
+        except LookupError:
+            self.app.call_from_thread(
+                self._say,
+                f"{MFA_TYPE_LABELS[MfaType(factor_type)]} is not available in this version.",
+            )
+            return
+        signed_in = self.app.signed_in  # type: ignore[attr-defined]
+        try:
+            user = UserService(ctx).user_row(signed_in.user.id)
+            env = FactorEnv(ctx, SettingsStore(ctx).load(), ctx.clock.now())
+            result = factor.test_settings(env, user)  # type: ignore[attr-defined]
+        except MfaTuiError as error:
+            result = str(error)
+        self.app.call_from_thread(self._say, result)
 
     @on(Button.Pressed, "#save")
     def action_save(self) -> None:

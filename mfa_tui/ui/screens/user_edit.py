@@ -246,6 +246,7 @@ class UserEditScreen(Screen[bool]):
         # scroll to. The whole row is brought into view, Validate too.
         panel = self.query_one("#enrollment", EnrollmentPanel)
         panel.query_one("#enrollment-code", Input).focus()
+        panel.query_one("#enrollment-code-row").scroll_visible(animate=False)
 
     @on(EnrollmentPanel.CodeEntered)
     def _validate(self, event: EnrollmentPanel.CodeEntered) -> None:
