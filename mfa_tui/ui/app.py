@@ -125,10 +125,10 @@ class MfaTuiApp(App[None]):
         from mfa_tui.ui.screens.login import LoginScreen
 
         self.signed_in = None
-        self.sub_title = ""
         while len(self.screen_stack) > 2:
             self.pop_screen()
         self.switch_screen(LoginScreen(notice))
+        self._show_who("")
 
     def start_session(self, user: UserView, method: str, landing: str | None = None) -> None:
         """The password and any second factor are proven: open the home screen for this role."""
@@ -136,7 +136,6 @@ class MfaTuiApp(App[None]):
 
         proved_at = None if method == "password" else self.ctx.clock.now()
         self.signed_in = SignedIn(user, proved_at)
-        self.sub_title = f"{user.username} ({user.role})"
         AuthService(self.ctx).record_login(self.signed_in.actor, method)
         while len(self.screen_stack) > 2:
             self.pop_screen()
@@ -146,6 +145,12 @@ class MfaTuiApp(App[None]):
             self.switch_screen(PreferencesScreen())
         else:
             self.switch_screen(self.home_screen())
+        self._show_who(f"{user.username} ({user.role})")
+
+    def _show_who(self, text: str) -> None:
+        # After the switch: changing the title while the old screen's Header is being removed
+        # races inside Textual (NoMatches on HeaderTitle).
+        self.call_after_refresh(setattr, self, "sub_title", text)
 
     def record_proof(self) -> None:
         """Step-up: the signed-in user just proved their second factor again."""

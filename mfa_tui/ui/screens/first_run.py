@@ -22,7 +22,7 @@ class FirstRunScreen(Screen[None]):
         width: 60;
         height: auto;
         margin-top: 1;
-        padding: 1 2;
+        padding: 0 2;
         border: round $primary;
     }
     FirstRunScreen #create { margin-top: 1; width: 100%; }
@@ -30,9 +30,9 @@ class FirstRunScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with Center(), Vertical(id="first-run-form"):
+        with Center(), Vertical(id="first-run-form", classes="compact"):
             yield Static("Create administrator", classes="section-title")
-            yield Label("This database is empty. Create the first administrator to begin.")
+            yield Static("This database is empty. Create the first administrator to begin.")
             yield Label("Username")
             yield Input(id="username")
             yield Label("Password")

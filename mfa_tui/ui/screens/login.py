@@ -35,7 +35,7 @@ class LoginScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with Center(), Vertical(id="login-form"):
+        with Center(), Vertical(id="login-form", classes="compact"):
             yield Label("Username")
             yield Input(id="username")
             yield Label("Password")

@@ -226,9 +226,14 @@ class UserEditScreen(Screen[bool]):
         try:
             start = MfaService(self.app.ctx).begin_enrollment(self.actor, username, mfa_type)  # type: ignore[attr-defined]
         except MfaTuiError as error:
-            self.app.call_from_thread(self._say, str(error))
+            self.app.call_from_thread(self._begin_failed, str(error))
             return
         self.app.call_from_thread(self._begun, start)
+
+    def _begin_failed(self, message: str) -> None:
+        # A provider that is down now (Duo, SMTP) may be back in a moment: Configure now again.
+        self._say(message)
+        self.query_one("#configure-now", Button).disabled = False
 
     def _begun(self, start: EnrollmentStart) -> None:
         self.credential_id = start.credential_id
@@ -241,11 +246,10 @@ class UserEditScreen(Screen[bool]):
         self.call_after_refresh(self._focus_code)
 
     def _focus_code(self) -> None:
-        # Only once the panel is laid out: before that the field, just shown, does not take the
-        # focus (which then falls off the hidden Configure now button) and has no region to
-        # scroll to. The whole row is brought into view, Validate too.
+        # Once the panel is laid out: before that the field has no region to scroll to, and
+        # stays below the fold. The whole row is brought into view, Validate too.
         panel = self.query_one("#enrollment", EnrollmentPanel)
-        panel.query_one("#enrollment-code", Input).focus()
+        panel.query_one("#enrollment-code", Input).focus(scroll_visible=False)
         panel.query_one("#enrollment-code-row").scroll_visible(animate=False)
 
     @on(EnrollmentPanel.CodeEntered)

@@ -32,15 +32,15 @@ class UsersScreen(Screen[None]):
         Binding("r", "reset_mfa", "Reset MFA"),
         Binding("u", "unlock", "Unlock"),
         Binding("delete", "delete_user", "Delete"),
-        Binding("o", "sort", "Sort"),
+        Binding("o", "sort", "Sort", show=False),
         Binding("O", "reverse_sort", "Reverse", show=False),
-        Binding("q", "toggle_requests", "Reset requests"),
+        Binding("q", "toggle_requests", "Reset requests", show=False),
         Binding("a", "approve_request", "Approve reset", show=False),
         Binding("d", "deny_request", "Deny reset", show=False),
-        Binding("s", "app.open_server_settings", "Settings"),
+        Binding("s", "app.open_server_settings", "Settings", show=False),
         Binding("l", "logs", "Logs"),
-        Binding("p", "preferences", "Preferences"),
-        Binding("x", "app.log_out", "Log out"),
+        Binding("p", "preferences", "Preferences", show=False),
+        Binding("x", "app.log_out", "Log out", show=False),
         Binding("escape", "clear_search", "Clear search", show=False),
     ]
 
@@ -115,7 +115,10 @@ class UsersScreen(Screen[None]):
         if spec.reset_requests_only:
             matching += " with a reset request (a: approve, d: deny, q: everyone)"
         self.query_one("#users-status", Static).update(
-            plain(f"{found}{matching} · sorted by {column}, {order} · o: sort, O: reverse")
+            plain(
+                f"{found}{matching} · by {column}, {order} · o/O sort · q reset requests · "
+                "s settings · p preferences · x log out"
+            )
         )
 
     # Actions on the selected user -----------------------------------------------------------------
