@@ -95,16 +95,21 @@ class EnrollmentScreen(Screen[bool]):
                 self.actor(), self.user.username, self.mfa_type
             )
         except MfaTuiError as error:
-            self.app.call_from_thread(self._say, str(error))
+            self.app.call_from_thread(self._begin_failed, str(error))
             return
         self.app.call_from_thread(self._begun, start)
+
+    def _begin_failed(self, message: str) -> None:
+        # A provider that is down now (Duo, SMTP) may be back in a moment: Continue tries again.
+        self._say(message)
+        self.query_one("#continue", Button).display = True
 
     def _begun(self, start: EnrollmentStart) -> None:
         self.start = start
         panel = self.query_one("#enrollment", EnrollmentPanel)
         panel.display = True
         panel.show(start)
-        code = panel.query_one("#enrollment-code")
+        code = panel.first_input()  # the code field, or a field the factor needs first
         code.focus(scroll_visible=False)
         # Scroll once the panel has its size: before that there is no region to bring into view,
         # and at 80×24 the field would stay below the fold after the full-screen QR closes.

@@ -25,6 +25,8 @@ from mfa_tui.core.settings import (
     USAGE_LABELS,
     Settings,
     SettingSpec,
+    spec_for,
+    validate_combination,
 )
 from mfa_tui.ui.display import plain
 
@@ -245,6 +247,15 @@ class ServerSettingsScreen(Screen[None]):
     def _impact(self, values: dict[str, str]) -> None:
         store = SettingsStore(self.app.ctx)  # type: ignore[attr-defined]
         current = store.load()
+        # Say what is wrong before asking to confirm a change that could not be saved anyway.
+        try:
+            updated = current
+            for key, raw in values.items():
+                updated = updated.with_value(key, spec_for(key).parse(raw))
+            validate_combination(updated)
+        except MfaTuiError as error:
+            self.app.call_from_thread(self._say, str(error))
+            return
         usage = values["mfa.usage"]
         affected = store.users_affected(usage) if usage != current.usage else 0
         self.app.call_from_thread(self._confirm, values, current, affected)
