@@ -538,6 +538,13 @@ def verify(
             typer.echo(sent, err=True)
     code = _read_stdin_line("a code")
     outcome = service.verify(name, code, actor_name=f"{_actor().name}:verify")
+    if outcome.reason == "challenge":
+        # A second prompt (a RADIUS Access-Challenge): show it, read the next line.
+        typer.echo(outcome.message, err=True)
+        code = _read_stdin_line("the answer to the second prompt")
+        outcome = service.verify(
+            name, code, actor_name=f"{_actor().name}:verify", state=outcome.state
+        )
     if outcome.reason == "unavailable":
         # The provider failed, not the user: exit 3 (not counted against them), with the reason.
         _fail(outcome.message, 3)

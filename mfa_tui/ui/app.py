@@ -111,7 +111,9 @@ class MfaTuiApp(App[None]):
         from mfa_tui.ui.screens.login import LoginScreen
 
         if isinstance(self.screen, LoginScreen):
-            self.switch_screen(FirstRunScreen())
+            # Pushed, not switched: replacing a login screen whose Header is still mounting
+            # crashes inside Textual. show_login() later unwinds the stack to one screen.
+            self.push_screen(FirstRunScreen())
 
     def _cannot_open(self, message: str) -> None:
         from mfa_tui.ui.screens.login import LoginScreen

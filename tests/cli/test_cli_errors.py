@@ -146,7 +146,6 @@ def test_usage_errors(sqlite_cli: Cli, args: tuple[str, ...], fragment: str) -> 
         (("users", "delete", "ghost", "--yes"), "no user 'ghost'"),
         (("users", "set-password", "root", "--password-stdin"), "standard input"),
         (("users", "add", "bob", "--password-stdin"), "standard input"),
-        (("verify", "root", "--send"), "--send"),
     ],
 )
 def test_bad_input(sqlite_ready: Cli, args: tuple[str, ...], fragment: str) -> None:

@@ -187,7 +187,11 @@ def test_validate_combination_refuses_a_default_outside_the_supported_types() ->
         validate_combination(settings.with_value("mfa.default_type", "email"))
 
 
-def test_validate_combination_refuses_types_this_version_cannot_enroll() -> None:
+def test_validate_combination_refuses_types_this_version_cannot_enroll(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every type is available now: pretend this version has only the authenticator.
+    monkeypatch.setattr("mfa_tui.core.factors.available_types", lambda: ("totp",))
     settings = Settings().with_value("mfa.supported", ("totp", "duo"))
     with pytest.raises(InputError, match="not available"):
         validate_combination(settings)

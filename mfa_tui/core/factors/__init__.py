@@ -6,6 +6,8 @@ to ``_FACTORS`` below, and give its settings a section in the Server Settings sc
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -19,6 +21,15 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class EnrollmentField:
+    """An input an enrollment needs besides the code (a Yubikey's AES key), shown above the code."""
+
+    name: str
+    label: str
+    secret: bool = False  # typed hidden, like a password
+
+
+@dataclass(frozen=True)
 class EnrollmentStart:
     """What the person enrolling is shown: for TOTP the otpauth URI (as a QR) and the secret."""
 
@@ -26,6 +37,33 @@ class EnrollmentStart:
     instructions: str
     provisioning_uri: str | None = None
     manual_secret: str | None = None
+    # Typed with the first code; they reach ``verify`` in the code (see ``enrollment_code``).
+    fields: tuple[EnrollmentField, ...] = ()
+
+
+def enrollment_code(code: str, fields: Mapping[str, str]) -> str:
+    """The one string ``confirm_code`` takes: the code alone when there are no extra fields
+    (TOTP), else a JSON object ``{"code": ..., "fields": {name: value}}``."""
+    if not fields:
+        return code
+    return json.dumps({"code": code, "fields": dict(fields)}, sort_keys=True)
+
+
+def split_enrollment_code(text: str) -> tuple[str, dict[str, str]]:
+    """The code and the extra fields from ``enrollment_code`` (no fields for a plain code)."""
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return text, {}
+        if (
+            isinstance(data, dict)
+            and isinstance(data.get("code"), str)
+            and isinstance(data.get("fields"), dict)
+            and all(isinstance(value, str) for value in data["fields"].values())
+        ):
+            return data["code"], dict(data["fields"])
+    return text, {}
 
 
 @dataclass(frozen=True)
@@ -35,6 +73,8 @@ class FactorEnv:
     ctx: Context
     settings: Settings
     now: datetime
+    # The caller hands back what a ChallengeRequired carried (a RADIUS Access-Challenge's State).
+    challenge_state: str | None = None
 
 
 @dataclass(frozen=True)
@@ -44,12 +84,27 @@ class Proof:
 
     counter: int | None = None
     device_data: str | None = None
+    # Already encrypted for the credential's row: a secret typed with the first code (a Yubikey's
+    # AES key), stored on the credential when the enrollment is confirmed.
+    sealed_secret: bytes | None = None
 
 
 class ProviderUnavailable(MfaTuiError):
     """A remote service (SMTP, SMS gateway, RADIUS, Duo) failed: not the user's fault, not counted."""
 
     exit_code = 3
+
+
+class ChallengeRequired(MfaTuiError):
+    """The code was right so far but the provider asks for more (a RADIUS Access-Challenge): show
+    ``prompt``, then verify the next code with ``state`` handed back as ``FactorEnv.challenge_state``."""
+
+    exit_code = 1
+
+    def __init__(self, prompt: str, state: str) -> None:
+        super().__init__(prompt)
+        self.prompt = prompt
+        self.state = state
 
 
 class Factor(Protocol):
@@ -94,6 +149,19 @@ def available_types() -> tuple[str, ...]:
 
 
 def _factors() -> dict[str, Factor]:
+    from mfa_tui.core.factors.duo import DuoFactor
+    from mfa_tui.core.factors.email import EmailFactor
+    from mfa_tui.core.factors.radius import RadiusFactor
+    from mfa_tui.core.factors.sms import SmsFactor
     from mfa_tui.core.factors.totp import TotpFactor
+    from mfa_tui.core.factors.yubikey import YubikeyFactor
 
-    return {"totp": TotpFactor()}
+    # In the order of the Type dropdowns (SPEC §2).
+    return {
+        "totp": TotpFactor(),
+        "email": EmailFactor(),
+        "sms": SmsFactor(),
+        "yubikey": YubikeyFactor(),
+        "radius": RadiusFactor(),
+        "duo": DuoFactor(),
+    }

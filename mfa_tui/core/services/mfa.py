@@ -20,7 +20,13 @@ from mfa_tui.core.access import Action, Actor
 from mfa_tui.core.audit import AuditEntry
 from mfa_tui.core.context import Context
 from mfa_tui.core.errors import ConflictError, InputError, NotFound, PermissionDenied
-from mfa_tui.core.factors import EnrollmentStart, FactorEnv, ProviderUnavailable, factor_for
+from mfa_tui.core.factors import (
+    ChallengeRequired,
+    EnrollmentStart,
+    FactorEnv,
+    ProviderUnavailable,
+    factor_for,
+)
 from mfa_tui.core.models import BackupCode, CredentialState, MfaCredential, MfaStatus, MfaType, User
 from mfa_tui.core.services.guard import authorize, refusals_audited
 from mfa_tui.core.services.settings_store import SettingsStore
@@ -35,11 +41,14 @@ class VerifyOutcome:
     reason: str
     method: str | None = None  # the factor type, or "backup_code"
     backup_codes_left: int | None = None
-    detail: str | None = None  # why a remote provider failed ("unavailable")
+    detail: str | None = None  # why a provider failed ("unavailable"), or the "challenge" prompt
     locked_now: bool = False  # this wrong code used up the last attempt: say so at once
+    state: str | None = None  # "challenge": hand it back to verify with the next code
 
     @property
     def message(self) -> str:
+        if self.reason in ("unavailable", "challenge") and self.detail:
+            return self.detail
         return {
             "accepted": "Code accepted.",
             "not_required": "No second factor is required for this user under the current policy.",
@@ -155,7 +164,12 @@ class MfaService:
             )
             session.add(credential)
             self._audit(session, actor, "mfa.enrollment.begin", user, {"type": name})
-        sent = factor.challenge(env, credential, user)
+        try:
+            sent = factor.challenge(env, credential, user)
+        except ProviderUnavailable:
+            # Nothing half-done: an enrollment whose code could not be sent is removed.
+            self.cancel_enrollment(actor, credential.id)
+            raise
         return replace(start, instructions=f"{start.instructions} {sent}") if sent else start
 
     def enrollment_view(self, actor: Actor, credential_id: str) -> EnrollmentStart:
@@ -183,6 +197,8 @@ class MfaService:
                 condition = condition & _before(proof.counter)
             if proof.device_data is not None:
                 values["device_data"] = proof.device_data
+            if proof.sealed_secret is not None:
+                values["secret"] = proof.sealed_secret
             accepted = session.execute(
                 update(MfaCredential)
                 .where(col(MfaCredential.id) == credential_id, condition)
@@ -293,8 +309,12 @@ class MfaService:
 
     # The second factor at login ------------------------------------------------------------------
 
-    def verify(self, username: str, code: str, *, actor_name: str | None = None) -> VerifyOutcome:
-        """Check a second factor (the user's active factor or a backup code) with lockout and replay refusal."""
+    def verify(
+        self, username: str, code: str, *, actor_name: str | None = None, state: str | None = None
+    ) -> VerifyOutcome:
+        """Check a second factor (the user's active factor or a backup code) with lockout and replay refusal.
+
+        ``state`` is the one a "challenge" outcome carried, handed back with the next code."""
         now = self.ctx.clock.now()
         with self.ctx.db.read() as session:
             settings = self.settings.load(session)
@@ -325,7 +345,18 @@ class MfaService:
             try:
                 # Outside any write transaction: a factor may ask a remote service.
                 proof = factor_for(credential.type).verify(
-                    self._env(settings, now), credential, user, code
+                    replace(self._env(settings, now), challenge_state=state), credential, user, code
+                )
+            except ChallengeRequired as challenge:
+                # Right so far (a RADIUS Access-Challenge): not a failure, the next code decides.
+                lockout.release_attempt(self.ctx.db, user.id)
+                self._audit_login(user, actor, "verify.challenge", {"method": credential.type}, now)
+                return VerifyOutcome(
+                    False,
+                    "challenge",
+                    credential.type,
+                    detail=challenge.prompt,
+                    state=challenge.state,
                 )
             except ProviderUnavailable as failure:
                 lockout.release_attempt(self.ctx.db, user.id)

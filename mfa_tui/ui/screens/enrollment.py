@@ -63,8 +63,12 @@ class EnrollmentScreen(Screen[bool]):
             yield Static(
                 plain(
                     f"{self.user.username}, your account needs {label} as a second factor. "
-                    "Install an authenticator app on your phone (any app that supports TOTP), "
-                    "then continue: you will scan a QR code and enter the code the app shows."
+                    + (
+                        "Install an authenticator app on your phone (any app that supports TOTP), "
+                        "then continue: you will scan a QR code and enter the code the app shows."
+                        if self.mfa_type == "totp"
+                        else "Continue, follow the instructions, then enter the code."
+                    )
                     if not self.signed_in
                     else f"Set up {label} again. Your current factor keeps working until the new one is verified."
                 ),
@@ -128,7 +132,7 @@ class EnrollmentScreen(Screen[bool]):
             if not service.confirm_code(self.actor(), credential_id, code):
                 self.app.call_from_thread(
                     self.query_one("#enrollment", EnrollmentPanel).set_status,
-                    "That code is not right: check the app's clock and enter the current code.",
+                    "That code is not right: check it and enter the current one.",
                 )
                 return
             service.activate(self.actor(), self.user.username, credential_id)

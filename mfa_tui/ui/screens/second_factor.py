@@ -37,6 +37,8 @@ class SecondFactorScreen(Screen[None]):
         self.user = user
         self.mfa_type = mfa_type
         self.backup_mode = False
+        # Between the two prompts of a RADIUS Access-Challenge: handed back with the next code.
+        self.challenge_state: str | None = None
 
     def compose(self) -> ComposeResult:
         factor = factor_for(self.mfa_type)
@@ -95,12 +97,12 @@ class SecondFactorScreen(Screen[None]):
             self._say("Enter the code.")
             return
         self.query_one("#verify", Button).disabled = True
-        self._check(code)
+        self._check(code, None if self.backup_mode else self.challenge_state)
 
     @work(thread=True, exclusive=True)
-    def _check(self, code: str) -> None:
+    def _check(self, code: str, state: str | None = None) -> None:
         try:
-            outcome = MfaService(self.app.ctx).verify(self.user.username, code)  # type: ignore[attr-defined]
+            outcome = MfaService(self.app.ctx).verify(self.user.username, code, state=state)  # type: ignore[attr-defined]
         except MfaTuiError as error:
             outcome = VerifyOutcome(False, "error")
             self.app.call_from_thread(self._say, str(error))
@@ -109,6 +111,16 @@ class SecondFactorScreen(Screen[None]):
     def _checked(self, outcome: VerifyOutcome) -> None:
         self.query_one("#verify", Button).disabled = False
         self.query_one("#code", Input).value = ""
+        answered_challenge = self.challenge_state is not None
+        self.challenge_state = outcome.state
+        if outcome.reason == "challenge":
+            # The server asks a second question: its prompt replaces ours until it is answered.
+            self.query_one("#code-prompt", Label).update(plain(outcome.message))
+            self._say("")
+            self.query_one("#code", Input).focus()
+            return
+        if answered_challenge and not self.backup_mode:
+            self.query_one("#code-prompt", Label).update(factor_for(self.mfa_type).code_prompt)
         if outcome.accepted:
             if outcome.method == "backup_code" and outcome.backup_codes_left is not None:
                 self.app.notify(f"Backup code used: {outcome.backup_codes_left} left.")

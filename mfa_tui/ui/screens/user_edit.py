@@ -249,7 +249,7 @@ class UserEditScreen(Screen[bool]):
         # Once the panel is laid out: before that the field has no region to scroll to, and
         # stays below the fold. The whole row is brought into view, Validate too.
         panel = self.query_one("#enrollment", EnrollmentPanel)
-        panel.query_one("#enrollment-code", Input).focus(scroll_visible=False)
+        panel.first_input().focus(scroll_visible=False)
         panel.query_one("#enrollment-code-row").scroll_visible(animate=False)
 
     @on(EnrollmentPanel.CodeEntered)
@@ -273,9 +273,7 @@ class UserEditScreen(Screen[bool]):
             panel.set_status("Code verified. Press Update to save.", verified=True)
             self.query_one("#update", Button).focus()
         else:
-            panel.set_status(
-                "That code is not right: check the app's clock and enter the current code."
-            )
+            panel.set_status("That code is not right: check it and enter the current one.")
 
     def _discard_enrollment(self) -> None:
         credential_id, self.credential_id = self.credential_id, None

@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Input, Label, Static
 
-from mfa_tui.core.factors import EnrollmentStart
+from mfa_tui.core.factors import EnrollmentField, EnrollmentStart, enrollment_code
 from mfa_tui.core.qr import qr_size
 from mfa_tui.ui.display import plain
 from mfa_tui.ui.widgets.qr_code import QrCode
@@ -30,6 +30,8 @@ class EnrollmentPanel(Vertical):
     EnrollmentPanel #enrollment-qr { margin: 1 0; }
     EnrollmentPanel #enrollment-code-row { height: auto; }
     EnrollmentPanel #enrollment-code { width: 20; }
+    EnrollmentPanel #enrollment-fields { height: auto; }
+    EnrollmentPanel .enrollment-field { width: 48; }
     EnrollmentPanel #enrollment-status { height: auto; }
     EnrollmentPanel .verified { color: $success; }
     """
@@ -49,20 +51,23 @@ class EnrollmentPanel(Vertical):
         yield Static("", id="enrollment-instructions")
         yield QrCode("", id="enrollment-qr")
         yield Static("", id="enrollment-secret")
+        # The factor's extra inputs (EnrollmentStart.fields), e.g. a Yubikey's AES key.
+        yield Vertical(id="enrollment-fields")
         yield Label("Code from the app")
         with Horizontal(id="enrollment-code-row"):
-            yield Input(id="enrollment-code", placeholder="123456", max_length=12)
+            # Long enough for a Yubico OTP (44 characters).
+            yield Input(id="enrollment-code", placeholder="123456", max_length=64)
             yield Button("Validate", id="validate")
         yield Static("", id="enrollment-status")
 
     def show(self, start: EnrollmentStart) -> None:
         self.start = start
         self.verified = False
+        keys = " F2: full-screen QR · F3: copy the URI · F4: copy the secret"
         self.query_one("#enrollment-instructions", Static).update(
-            plain(
-                f"{start.instructions} F2: full-screen QR · F3: copy the URI · F4: copy the secret"
-            )
+            plain(f"{start.instructions}{keys if start.provisioning_uri else ''}")
         )
+        self._show_fields(start.fields)
         qr = self.query_one("#enrollment-qr", QrCode)
         qr.display = start.provisioning_uri is not None
         qr.update(start.provisioning_uri or "")
@@ -80,9 +85,14 @@ class EnrollmentPanel(Vertical):
         status = self.query_one("#enrollment-status", Static)
         status.update(plain(message))
         status.set_class(verified, "verified")
+        if message:
+            # The line under the code field can be just below the view (at 80×24 it is).
+            self.call_after_refresh(status.scroll_visible, animate=False)
         if verified:
             self.query_one("#enrollment-code", Input).disabled = True
             self.query_one("#validate", Button).disabled = True
+            for field in self.query(".enrollment-field").results(Input):
+                field.disabled = True
 
     def action_full_qr(self) -> None:
         if self.start is not None and self.start.provisioning_uri:
@@ -100,13 +110,47 @@ class EnrollmentPanel(Vertical):
             self.app.copy_to_clipboard(self.start.manual_secret.replace(" ", ""))
             self.app.notify("The secret is on the clipboard.")
 
+    def _show_fields(self, fields: tuple[EnrollmentField, ...]) -> None:
+        box = self.query_one("#enrollment-fields", Vertical)
+        shown = [field.id for field in box.query(".enrollment-field")]
+        wanted = [f"enrollment-field-{field.name}" for field in fields]
+        if shown == wanted:  # the same factor again: only start afresh
+            for field in box.query(".enrollment-field").results(Input):
+                field.value = ""
+                field.disabled = False
+            return
+        box.remove_children()
+        for field, field_id in zip(fields, wanted, strict=True):
+            box.mount(Label(plain(field.label)))
+            box.mount(Input(id=field_id, password=field.secret, classes="enrollment-field"))
+
+    def first_input(self) -> Input:
+        """Where typing starts: the first extra field still empty, else the code field."""
+        for field in self.query(".enrollment-field").results(Input):
+            if not field.value:
+                return field
+        return self.query_one("#enrollment-code", Input)
+
+    @on(Input.Submitted, ".enrollment-field")
+    def _next_field(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.screen.focus_next()
+
     @on(Input.Submitted, "#enrollment-code")
     @on(Button.Pressed, "#validate")
     def _entered(self, event: Message) -> None:
         event.stop()
         code = self.query_one("#enrollment-code", Input).value.strip()
+        values: dict[str, str] = {}
+        for field in self.start.fields if self.start is not None else ():
+            value = self.query_one(f"#enrollment-field-{field.name}", Input).value.strip()
+            if not value:
+                self.set_status(f"Enter the {field.label}.")
+                self.query_one(f"#enrollment-field-{field.name}", Input).focus()
+                return
+            values[field.name] = value
         if not code:
             self.set_status("Enter the code the app shows.")
             return
         self.query_one("#enrollment-code", Input).value = ""
-        self.post_message(self.CodeEntered(self, code))
+        self.post_message(self.CodeEntered(self, enrollment_code(code, values)))

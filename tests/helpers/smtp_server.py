@@ -1,0 +1,188 @@
+"""A real SMTP server for tests (aiosmtpd) on 127.0.0.1, a free port, in its own thread.
+
+``smtp_server(security=...)`` serves plain SMTP, STARTTLS or implicit TLS (a self-signed
+certificate made here with ``cryptography``), optionally requiring a login; every message it
+receives is kept, parsed, in ``SmtpServer.messages``. ``free_port()`` also gives a port where
+nothing listens, for "the SMTP server is down".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import ipaddress
+import re
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.policy import default
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+HOST = "127.0.0.1"
+CODE = re.compile(r"code is (\d{6})")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Received:
+    sender: str
+    recipients: list[str]
+    message: EmailMessage
+
+    @property
+    def text(self) -> str:
+        body = self.message.get_body(("plain",))
+        return body.get_content() if body is not None else ""
+
+    @property
+    def code(self) -> str:
+        match = CODE.search(self.text)
+        assert match, f"no code in the message: {self.text!r}"
+        return match.group(1)
+
+
+@dataclass
+class SmtpServer:
+    port: int
+    security: str
+    username: str | None = None
+    password: str | None = None
+    messages: list[Received] = field(default_factory=list)
+    logins: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def settings(self) -> dict[str, str]:
+        """The ``settings set`` values that point mfa-tui at this server."""
+        values = {
+            "smtp.host": HOST,
+            "smtp.port": str(self.port),
+            "smtp.security": self.security,
+            "smtp.from": "mfa@example.com",
+            "smtp.verify_tls": "false",
+            "smtp.timeout": "5",
+        }
+        if self.username:
+            values["smtp.username"] = self.username
+            values["smtp.password"] = self.password or ""
+        return values
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[Received]:
+        """The messages once ``count`` have arrived (delivery ends before the client's QUIT)."""
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count:
+            assert time.monotonic() < deadline, f"{len(self.messages)} of {count} messages arrived"
+            time.sleep(0.01)
+        return list(self.messages)
+
+    def last_code_to(self, address: str) -> str:
+        for received in reversed(self.wait_for(1)):
+            if address in received.recipients:
+                return received.code
+        raise AssertionError(f"no message to {address}")
+
+    # aiosmtpd callbacks --------------------------------------------------------------------------
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = email.message_from_bytes(envelope.content, policy=default)
+        with self._lock:
+            self.messages.append(
+                Received(envelope.mail_from, list(envelope.rcpt_tos), message)  # type: ignore[arg-type]
+            )
+        return "250 Message accepted for delivery"
+
+    def authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login.decode() == self.username
+            and auth_data.password.decode() == self.password
+        )
+        if ok:
+            self.logins.append(self.username or "")
+        # handled=False: aiosmtpd then answers 535 itself (with the default it answers nothing).
+        return AuthResult(success=ok, handled=False)
+
+
+def self_signed_context(directory: Path) -> ssl.SSLContext:
+    """A server TLS context with a new self-signed certificate for 127.0.0.1."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mfa-tui test SMTP")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(HOST))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "smtp-cert.pem", directory / "smtp-key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    return context
+
+
+@contextmanager
+def smtp_server(
+    *,
+    security: str = "none",
+    username: str | None = None,
+    password: str | None = None,
+    cert_dir: Path | None = None,
+) -> Iterator[SmtpServer]:
+    """Serve SMTP until the block ends. ``security`` is none, starttls or tls (needs ``cert_dir``)."""
+    server = SmtpServer(free_port(), security, username, password)
+    kwargs: dict[str, Any] = {}
+    if security in ("starttls", "tls"):
+        assert cert_dir is not None, "TLS needs a directory for the certificate"
+        context = self_signed_context(cert_dir)
+        if security == "tls":
+            kwargs["ssl_context"] = context
+        else:
+            kwargs.update(tls_context=context, require_starttls=True)
+    if username:
+        kwargs.update(
+            authenticator=server.authenticate,
+            auth_required=True,
+            # Implicit TLS is not seen as TLS by aiosmtpd 1.4: it would then hide AUTH.
+            auth_require_tls=security == "starttls",
+        )
+    controller = Controller(server, hostname=HOST, port=server.port, **kwargs)
+    controller.start()
+    try:
+        yield server
+    finally:
+        controller.stop()
