@@ -6,6 +6,8 @@ new code bound to the credential (see ``codes``); the address is the user's curr
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from mfa_tui.core.delivery import codes
 from mfa_tui.core.errors import InputError
 from mfa_tui.core.factors import EnrollmentStart, FactorEnv, Proof, ProviderUnavailable
@@ -14,7 +16,7 @@ from mfa_tui.core.models import CredentialState, MfaCredential, User
 LIFETIME_MINUTES = int(codes.LIFETIME.total_seconds() // 60)
 
 
-class CodeByMessageFactor:
+class CodeByMessageFactor(ABC):
     """Subclasses name the channel and say where codes go and how they are sent."""
 
     type: str
@@ -24,14 +26,14 @@ class CodeByMessageFactor:
     # "an email address" / "a phone number": used in the sentences below.
     destination_noun: str
 
-    def destination(self, user: User) -> str | None:
-        raise NotImplementedError
+    @abstractmethod
+    def destination(self, user: User) -> str | None: ...
 
-    def masked(self, destination: str) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def masked(self, destination: str) -> str: ...
 
-    def deliver(self, env: FactorEnv, destination: str, code: str) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def deliver(self, env: FactorEnv, destination: str, code: str) -> None: ...
 
     def new_credential(
         self, env: FactorEnv, *, credential_id: str, user: User

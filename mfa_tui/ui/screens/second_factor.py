@@ -85,7 +85,7 @@ class SecondFactorScreen(Screen[None]):
             "Use the authenticator" if self.backup_mode else "Use a backup code"
         )
         self.query_one("#code", Input).placeholder = (
-            "XXXX-XXXX-XXXX" if self.backup_mode else "123456"
+            "ABCD-EFGH-JKMN" if self.backup_mode else "123456"
         )
         self.query_one("#code", Input).focus()
 
