@@ -111,6 +111,7 @@ class UserTable(ScrollView, can_focus=True):
         self.exact = True
         self._pages: dict[int, list[UserView]] = {}
         self._pending: set[int] = set()
+        self._counting = False
         self._generation = 0
 
     # Data ------------------------------------------------------------------------------------------
@@ -120,7 +121,9 @@ class UserTable(ScrollView, can_focus=True):
         if query is not None:
             self.query_spec = query
         self._generation += 1
-        self._pages.clear()
+        # The old rows stay on screen until the new count and first page arrive (no flicker), and
+        # no page of the new query is fetched before its count is known.
+        self._counting = True
         self._pending.clear()
         if not keep_cursor:
             self.cursor = 0
@@ -140,6 +143,8 @@ class UserTable(ScrollView, can_focus=True):
     def _counted(self, generation: int, matches: MatchCount, first_page: list[UserView]) -> None:
         if generation != self._generation:
             return
+        self._counting = False
+        self._pages = {}
         self.total = matches.total
         self.exact = matches.exact
         total = matches.total
@@ -153,7 +158,8 @@ class UserTable(ScrollView, can_focus=True):
         page_number, offset = divmod(index, self.PAGE_SIZE)
         page = self._pages.get(page_number)
         if page is None:
-            self._request(page_number)
+            if not self._counting:
+                self._request(page_number)
             return None
         return page[offset] if offset < len(page) else None
 
