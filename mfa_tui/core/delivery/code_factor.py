@@ -10,7 +10,13 @@ from abc import ABC, abstractmethod
 
 from mfa_tui.core.delivery import codes
 from mfa_tui.core.errors import InputError
-from mfa_tui.core.factors import EnrollmentStart, FactorEnv, Proof, ProviderUnavailable
+from mfa_tui.core.factors import (
+    EnrollmentStart,
+    FactorEnv,
+    Proof,
+    ProviderUnavailable,
+    verifying_credential,
+)
 from mfa_tui.core.models import CredentialState, MfaCredential, User
 
 LIFETIME_MINUTES = int(codes.LIFETIME.total_seconds() // 60)
@@ -43,13 +49,7 @@ class CodeByMessageFactor(ABC):
                 f"'{user.username}' has no {self.destination_noun}: add one under General and "
                 f"save, then configure {self.label}."
             )
-        credential = MfaCredential(
-            id=credential_id,
-            user_id=user.id,  # type: ignore[arg-type]
-            type=self.type,
-            state=CredentialState.VERIFYING,
-            created_at=env.now,
-        )
+        credential = verifying_credential(env, credential_id, user, self.type)
         return credential, self.enrollment_view(env, credential, user)
 
     def enrollment_view(

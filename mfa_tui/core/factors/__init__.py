@@ -136,6 +136,21 @@ class Factor(Protocol):
         ...
 
 
+def verifying_credential(
+    env: FactorEnv, credential_id: str, user: User, mfa_type: str
+) -> MfaCredential:
+    """A new credential that keeps no secret of its own (the secret lives with a provider)."""
+    from mfa_tui.core.models import CredentialState, MfaCredential
+
+    return MfaCredential(
+        id=credential_id,
+        user_id=user.id,  # type: ignore[arg-type]
+        type=mfa_type,
+        state=CredentialState.VERIFYING,
+        created_at=env.now,
+    )
+
+
 def factor_for(mfa_type: str) -> Factor:
     try:
         return _factors()[mfa_type]

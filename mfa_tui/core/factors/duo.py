@@ -19,7 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mfa_tui.core.factors import EnrollmentStart, FactorEnv, Proof, ProviderUnavailable
+from mfa_tui.core.factors import (
+    EnrollmentStart,
+    FactorEnv,
+    Proof,
+    ProviderUnavailable,
+    verifying_credential,
+)
 from mfa_tui.core.models import CredentialState, MfaCredential, User
 from mfa_tui.core.text import printable
 
@@ -67,13 +73,7 @@ class DuoFactor:
         self, env: FactorEnv, *, credential_id: str, user: User
     ) -> tuple[MfaCredential, EnrollmentStart]:
         # Nothing secret is kept here: Duo holds the devices. Duo is asked once the row is saved.
-        credential = MfaCredential(
-            id=credential_id,
-            user_id=user.id,  # type: ignore[arg-type]
-            type=self.type,
-            state=CredentialState.VERIFYING,
-            created_at=env.now,
-        )
+        credential = verifying_credential(env, credential_id, user, self.type)
         return credential, self.enrollment_view(env, credential, user)
 
     def enrollment_view(

@@ -30,6 +30,7 @@ from mfa_tui.core.factors import (
     FactorEnv,
     Proof,
     ProviderUnavailable,
+    verifying_credential,
 )
 from mfa_tui.core.models import CredentialState, MfaCredential, User
 from mfa_tui.core.text import printable
@@ -91,13 +92,7 @@ class RadiusFactor:
         self, env: FactorEnv, *, credential_id: str, user: User
     ) -> tuple[MfaCredential, EnrollmentStart]:
         _servers(env)  # refuse to start an enrollment that cannot be checked
-        credential = MfaCredential(
-            id=credential_id,
-            user_id=user.id,  # type: ignore[arg-type]
-            type=self.type,
-            state=CredentialState.VERIFYING,
-            created_at=env.now,
-        )
+        credential = verifying_credential(env, credential_id, user, self.type)
         return credential, self.enrollment_view(env, credential, user)
 
     def enrollment_view(
