@@ -28,7 +28,7 @@ import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from tests.helpers.quiet_http import QuietHTTPServer
 
 MAX_CLOCK_SKEW = 300  # seconds, like Duo
 
@@ -298,7 +300,7 @@ def running_duo(folder: Path) -> Iterator[DuoStandIn]:
         skey=secrets.token_urlsafe(30),
         ca_file=cert_file,
     )
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(duo))
+    server = QuietHTTPServer(("127.0.0.1", 0), _handler(duo))
     server.daemon_threads = True
     server.block_on_close = False
     server.socket = context.wrap_socket(

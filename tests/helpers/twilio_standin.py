@@ -17,8 +17,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs
+
+from tests.helpers.quiet_http import QuietHTTPServer
 
 CODE = re.compile(r"code is (\d{6})")
 PATH = re.compile(r"^/2010-04-01/Accounts/([^/]+)/Messages\.json$")
@@ -125,7 +127,7 @@ def twilio_standin(**knobs: object) -> Iterator[TwilioStandin]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = QuietHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     server.block_on_close = False  # a late answer (the timeout test) must not hold up the end
     standin.url = f"http://127.0.0.1:{server.server_address[1]}"

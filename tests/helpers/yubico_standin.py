@@ -17,11 +17,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlparse
 
 from yubiotp.modhex import modhex
 from yubiotp.otp import CRCError, YubiKey, decode_otp, encode_otp
+
+from tests.helpers.quiet_http import QuietHTTPServer
 
 
 @dataclass
@@ -150,8 +152,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(QuietHTTPServer):
     standin: YubicoStandin
 
 
