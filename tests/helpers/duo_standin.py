@@ -15,13 +15,11 @@ trusts it through the ``duo.ca_file`` setting, so certificate checks stay on.
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import email.utils
 import hashlib
 import hmac
 import json
 import secrets
-import ssl
 import threading
 import time
 import urllib.parse
@@ -33,10 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from tests.helpers.certificates import self_signed_certificate, server_context
 from tests.helpers.quiet_http import QuietHTTPServer
 
 MAX_CLOCK_SKEW = 300  # seconds, like Duo
@@ -261,39 +257,14 @@ def _handler(duo: DuoStandIn) -> type[BaseHTTPRequestHandler]:
 
 def make_certificate(folder: Path) -> tuple[Path, Path]:
     """A self-signed certificate for ``localhost``: (certificate PEM, private key PEM)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = folder / "duo-cert.pem", folder / "duo-key.pem"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file
+    return self_signed_certificate(folder, "duo", "localhost", x509.DNSName("localhost"))
 
 
 @contextmanager
 def running_duo(folder: Path) -> Iterator[DuoStandIn]:
     """The stand-in on a free port of 127.0.0.1 in a thread; stopped (and any wait released) after."""
     cert_file, key_file = make_certificate(folder)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert_file, key_file)
+    context = server_context(cert_file, key_file)
     duo = DuoStandIn(
         host="",
         ikey="DI" + secrets.token_hex(9).upper(),

@@ -8,7 +8,6 @@ nothing listens, for "the SMTP server is down".
 
 from __future__ import annotations
 
-import datetime as dt
 import email
 import ipaddress
 import re
@@ -27,9 +26,8 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+
+from tests.helpers.certificates import self_signed_certificate, server_context
 
 HOST = "127.0.0.1"
 CODE = re.compile(r"code is (\d{6})")
@@ -124,35 +122,10 @@ class SmtpServer:
 
 def self_signed_context(directory: Path) -> ssl.SSLContext:
     """A server TLS context with a new self-signed certificate for 127.0.0.1."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mfa-tui test SMTP")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(HOST))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
+    alt_name = x509.IPAddress(ipaddress.ip_address(HOST))
+    return server_context(
+        *self_signed_certificate(directory, "smtp", "mfa-tui test SMTP", alt_name)
     )
-    cert_file, key_file = directory / "smtp-cert.pem", directory / "smtp-key.pem"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert_file, key_file)
-    return context
 
 
 @contextmanager
