@@ -7,6 +7,8 @@ working factor stays as it was.
 
 from __future__ import annotations
 
+from functools import partial
+
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -166,7 +168,12 @@ class EnrollmentScreen(Screen[bool]):
     @on(Button.Pressed, "#leave")
     def action_leave(self) -> None:
         if self.start is not None:
-            MfaService(self.app.ctx).cancel_enrollment(self.actor(), self.start.credential_id)  # type: ignore[attr-defined]
+            service = MfaService(self.app.ctx)  # type: ignore[attr-defined]
+            # In an app worker: this screen is closing, and the UI thread does no database writes.
+            self.app.run_worker(
+                partial(service.cancel_enrollment, self.actor(), self.start.credential_id),
+                thread=True,
+            )
         if self.signed_in:
             self.dismiss(False)
         else:

@@ -8,6 +8,7 @@ a configure-now that was not validated, saying what is missing. Cancel throws aw
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -280,11 +281,11 @@ class UserEditScreen(Screen[bool]):
         self.validated = False
         self.query_one("#enrollment", EnrollmentPanel).display = False
         if credential_id is not None:
-            self._cancel_enrollment(credential_id)
-
-    @work(thread=True, group="enrollment-cancel")
-    def _cancel_enrollment(self, credential_id: str) -> None:
-        MfaService(self.app.ctx).cancel_enrollment(self.actor, credential_id)  # type: ignore[attr-defined]
+            # An app worker, not this screen's: Cancel closes the screen, which would cancel its own.
+            service = MfaService(self.app.ctx)  # type: ignore[attr-defined]
+            self.app.run_worker(
+                partial(service.cancel_enrollment, self.actor, credential_id), thread=True
+            )
 
     # Update and Cancel -----------------------------------------------------------------------------
 
