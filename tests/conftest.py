@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -21,6 +22,9 @@ from mfa_tui.core.access import Actor
 from mfa_tui.core.clock import FixedClock
 from mfa_tui.core.config import Config
 from mfa_tui.core.context import Context, open_context
+
+if TYPE_CHECKING:
+    from tests.helpers.smtp_server import SmtpServer
 
 os.environ.setdefault("TEXTUAL_ANIMATION", "none")
 POSTGRES_ENV = "MFA_TUI_TEST_POSTGRES_URL"
@@ -97,3 +101,12 @@ def ctx(config: Config, clock: FixedClock) -> Iterator[Context]:
 @pytest.fixture
 def cli_actor() -> Actor:
     return Actor.cli()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) on a free loopback port; its received mail is in ``messages``."""
+    from tests.helpers.smtp_server import smtp_server
+
+    with smtp_server() as server:
+        yield server

@@ -14,18 +14,12 @@ from mfa_tui.core.services.mfa import MfaService
 from mfa_tui.core.services.settings_store import SettingsStore
 from mfa_tui.core.services.users import UserService
 from tests.cli.conftest import Cli, assert_one_error_line
-from tests.helpers.smtp_server import SmtpServer, free_port, smtp_server
+from tests.helpers.smtp_server import SmtpServer, free_port
 from tests.helpers.twilio_standin import TwilioStandin, twilio_standin
 
 ALICE = "alice@example.com"
 NUMBER = "+14155550123"
 REFUSED = "mfa-tui: Refused: the code was not accepted."
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with smtp_server() as server:
-        yield server
 
 
 @pytest.fixture

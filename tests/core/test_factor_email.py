@@ -7,7 +7,6 @@ Each test reads the code from the message the server received, as the user would
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,12 +30,6 @@ ALICE = "alice@example.com"
 SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 # A login over plain SMTP is what smtp.security "none" means; aiosmtpd warns about serving it.
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with smtp_server() as server:
-        yield server
 
 
 def configure(ctx: Context, **values: str) -> None:

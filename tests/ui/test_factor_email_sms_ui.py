@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Button, Select
+from textual.widgets import Button, Checkbox, Select
 
 from mfa_tui.core.access import Actor
 from mfa_tui.core.clock import FixedClock
@@ -20,15 +20,18 @@ from mfa_tui.core.models import MfaStatus
 from mfa_tui.core.services.mfa import MfaService
 from mfa_tui.core.services.settings_store import SettingsStore
 from mfa_tui.core.services.users import UserView
-from tests.helpers.smtp_server import SmtpServer, free_port, smtp_server
+from tests.helpers.smtp_server import SmtpServer, free_port
 from tests.helpers.twilio_standin import TwilioStandin, twilio_standin
 from tests.ui.conftest import (
+    ADMIN,
+    ADMIN_PASSWORD,
     PASSWORD,
     add_user,
     admin_console,
     click,
     console,
     credentials,
+    enroll_totp,
     enter_code,
     fill,
     lockout_row,
@@ -46,12 +49,6 @@ from tests.ui.conftest import (
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 ALICE = "alice@example.com"
 NUMBER = "+14155550123"
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with smtp_server() as server:
-        yield server
 
 
 @pytest.fixture
@@ -274,3 +271,45 @@ async def test_server_settings_test_buttons_send_to_the_administrator(
             "the test text message",
         )
         assert [sms.to for sms in gateway.messages] == [NUMBER]
+
+
+async def test_email_me_a_code_logs_in_a_totp_user_and_is_offered_only_when_on(
+    ctx: Context, clock: FixedClock, admin: UserView, smtp: SmtpServer
+) -> None:
+    SettingsStore(ctx).set_many(Actor.cli(), smtp.settings())
+    add_user(ctx, "alice", email=ALICE)
+    enroll_totp(ctx, clock, "alice")
+    async with console(ctx, clock) as pilot:
+        await log_in(pilot, "alice", PASSWORD)
+        await on_screen(pilot, "SecondFactorScreen")
+        assert not pilot.app.screen.query_one("#email-code", Button).display  # off by default
+        await pilot.press("escape")
+        await on_screen(pilot, "LoginScreen")
+
+        # The administrator turns it on in Server Settings – Multi-factor.
+        await log_in(pilot, ADMIN, ADMIN_PASSWORD)
+        await on_screen(pilot, "UsersScreen")
+        await pilot.press("s")
+        await on_screen(pilot, "ServerSettingsScreen")
+        pilot.app.screen.query_one("#alternate-email", Checkbox).value = True
+        await pilot.press("ctrl+s")
+        await wait_until(
+            pilot,
+            lambda: static_text(pilot, "#settings-message") == "Settings saved.",
+            "the settings to be saved",
+        )
+    assert SettingsStore(ctx).load()["alternate.email"] is True
+
+    async with console(ctx, clock) as pilot:
+        await log_in(pilot, "alice", PASSWORD)
+        await on_screen(pilot, "SecondFactorScreen")
+        await click(pilot, "#email-code")
+        await wait_until(
+            pilot,
+            lambda: "sent to al…@example.com" in static_text(pilot, "#second-factor-message"),
+            "the code to be sent",
+        )
+        assert static_text(pilot, "#code-prompt") == "Enter the code sent to your email address."
+        await enter_code(pilot, smtp.last_code_to(ALICE))
+        await on_screen(pilot, "PreferencesScreen")
+    assert credentials(ctx, "alice") == [("totp", "active")]  # the factor itself is unchanged

@@ -83,16 +83,7 @@ class CodeByMessageFactor(ABC):
             binding=credential.id,
             deliver=lambda code: self.deliver(env, destination, code),
         )
-        where = self.masked(destination)
-        if issued.sent:
-            return (
-                f"A {codes.DIGITS}-digit code was sent to {where}; "
-                f"it is valid for {LIFETIME_MINUTES} minutes."
-            )
-        return (
-            f"A code was sent to {where} less than a minute ago and still works: enter it "
-            "(a new one can be sent after a minute)."
-        )
+        return codes.sent_message(issued, self.masked(destination))
 
     def verify(
         self, env: FactorEnv, credential: MfaCredential, user: User, code: str

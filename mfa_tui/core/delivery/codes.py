@@ -42,6 +42,22 @@ def new_code() -> str:
     return f"{secrets.randbelow(10**DIGITS):0{DIGITS}d}"
 
 
+def well_formed(code: str) -> bool:
+    """Could ``code`` be a sent code at all? A backup code or a word never uses up an attempt."""
+    return re.fullmatch(rf"\d{{{DIGITS}}}", _SEPARATORS.sub("", code)) is not None
+
+
+def sent_message(issued: Issued, where: str) -> str:
+    """What the person is told once a code went out (or an earlier one still works)."""
+    if issued.sent:
+        minutes = int(LIFETIME.total_seconds() // 60)
+        return f"A {DIGITS}-digit code was sent to {where}; it is valid for {minutes} minutes."
+    return (
+        f"A code was sent to {where} less than a minute ago and still works: enter it "
+        "(a new one can be sent after a minute)."
+    )
+
+
 def send_code(
     env: FactorEnv,
     *,
@@ -114,7 +130,7 @@ def check_code(
             .where(*_live(user_id, channel, purpose, now))
             .values(attempts=DeliveredCode.attempts + 1)
         ).rowcount  # type: ignore[attr-defined]
-        if not reserved or not re.fullmatch(rf"\d{{{DIGITS}}}", normalized):
+        if not reserved or not well_formed(normalized):
             return False
         consumed = session.execute(
             update(DeliveredCode)

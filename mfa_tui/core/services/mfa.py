@@ -19,7 +19,8 @@ from mfa_tui.core import backup_codes, lockout, validation
 from mfa_tui.core.access import Action, Actor
 from mfa_tui.core.audit import AuditEntry
 from mfa_tui.core.context import Context
-from mfa_tui.core.errors import ConflictError, InputError, NotFound, PermissionDenied
+from mfa_tui.core.delivery import codes, masked_address
+from mfa_tui.core.errors import ConflictError, InputError, NotFound, PermissionDenied, Refused
 from mfa_tui.core.factors import (
     ChallengeRequired,
     EnrollmentStart,
@@ -27,11 +28,22 @@ from mfa_tui.core.factors import (
     ProviderUnavailable,
     factor_for,
 )
-from mfa_tui.core.models import BackupCode, CredentialState, MfaCredential, MfaStatus, MfaType, User
+from mfa_tui.core.models import (
+    BackupCode,
+    CredentialState,
+    Lockout,
+    MfaCredential,
+    MfaStatus,
+    MfaType,
+    User,
+)
 from mfa_tui.core.services.guard import authorize, refusals_audited
 from mfa_tui.core.services.settings_store import SettingsStore
 from mfa_tui.core.services.users import effective_mfa, require_user
 from mfa_tui.core.settings import Settings
+
+# The "Email code" alternate login: its codes are for logging in only, never for enrollment.
+EMAIL_CODE_PURPOSE = "alternate-login"
 
 
 @dataclass(frozen=True)
@@ -39,7 +51,7 @@ class VerifyOutcome:
     accepted: bool
     # accepted | not_required | wrong_code | locked | unknown_user | not_enrolled
     reason: str
-    method: str | None = None  # the factor type, or "backup_code"
+    method: str | None = None  # the factor type, "backup_code" or "email_code"
     backup_codes_left: int | None = None
     detail: str | None = None  # why a provider failed ("unavailable"), or the "challenge" prompt
     locked_now: bool = False  # this wrong code used up the last attempt: say so at once
@@ -220,6 +232,42 @@ class MfaService:
             return None
         return factor_for(credential.type).challenge(env, credential, user)
 
+    def send_email_code(self, username: str) -> str:
+        """The "Email code" alternate way to log in: a one-time code to the user's own address.
+
+        It stands in for the second factor at this login only (never for enrollment); its
+        attempts count toward the same lockout as every other code."""
+        now = self.ctx.clock.now()
+        with self.ctx.db.read() as session:
+            settings = self.settings.load(session)
+            user = _find(session, username)
+            locked = user is not None and lockout.state_of(session.get(Lockout, user.id)).is_locked(
+                settings, now
+            )
+        offered = user is not None and email_code_offered(
+            settings, user.email, effective_mfa(user.mfa_type, user.mfa_status, settings)[0]
+        )
+        if user is None or not user.enabled or not offered:
+            raise InputError(
+                "Email codes are not available for this account: use your second factor."
+            )
+        if locked:
+            raise Refused("Too many wrong codes: the account is locked; wait, or ask the helpdesk.")
+        assert user.id is not None and user.email is not None
+        env = self._env(settings, now)
+        address = user.email
+        issued = codes.send_code(
+            env,
+            user_id=user.id,
+            channel="email",
+            purpose=EMAIL_CODE_PURPOSE,
+            binding=_email_code_binding(user),
+            deliver=lambda code: factor_for(MfaType.EMAIL).deliver(env, address, code),  # type: ignore[attr-defined]
+        )
+        if issued.sent:
+            self._audit_login(user, user.username, "verify.email_code_sent", {}, now)
+        return codes.sent_message(issued, masked_address(address))
+
     def activate(
         self, actor: Actor, username: str, credential_id: str, expected_version: int | None = None
     ) -> None:
@@ -331,7 +379,8 @@ class MfaService:
                 )
             ).one_or_none()
         has_backup_codes = settings.backup_codes_enabled
-        if credential is None and not has_backup_codes:
+        has_email_code = email_code_offered(settings, user.email, mfa_type)
+        if credential is None and not has_backup_codes and not has_email_code:
             return VerifyOutcome(False, "not_enrolled")
         actor = actor_name or user.username
         assert user.id is not None
@@ -362,12 +411,28 @@ class MfaService:
                 lockout.release_attempt(self.ctx.db, user.id)
                 self._audit_login(user, actor, "verify.unavailable", {"reason": str(failure)}, now)
                 return VerifyOutcome(False, "unavailable", detail=str(failure))
+        # Its own transaction (it reserves the code's attempt first), before the one below.
+        email_code_accepted = (
+            proof is None
+            and has_email_code
+            and codes.well_formed(code)
+            and codes.check_code(
+                self._env(settings, now),
+                user_id=user.id,
+                channel="email",
+                purpose=EMAIL_CODE_PURPOSE,
+                binding=_email_code_binding(user),
+                code=code,
+            )
+        )
         with self.ctx.db.write() as session:
             if credential is not None and proof is not None:
                 fresh = proof.counter is None or _consume_counter(
                     session, credential.id, proof.counter
                 )
                 method = credential.type if fresh else None
+            if method is None and email_code_accepted:
+                method = "email_code"
             normalized = (
                 backup_codes.normalize(code) if method is None and has_backup_codes else None
             )
@@ -438,6 +503,21 @@ class MfaService:
     ) -> None:
         with self.ctx.db.write() as session:
             self.ctx.audit.append(session, AuditEntry(actor, action, user.username, details), now)
+
+
+def email_code_offered(settings: Settings, email: str | None, mfa_type: str) -> bool:
+    """Offer "Email code" at login: on in Server Settings, SMTP set up, the user has an address and
+    needs a second factor (``mfa_type`` as it takes effect), and email is not already that factor."""
+    return bool(
+        settings["alternate.email"]
+        and settings["smtp.host"]
+        and email
+        and mfa_type not in (MfaType.NONE, MfaType.EMAIL)
+    )
+
+
+def _email_code_binding(user: User) -> str:
+    return f"alternate-login:{user.id}"
 
 
 class StepUpRequired(PermissionDenied):

@@ -1,4 +1,4 @@
-"""The second-factor prompt: "Code", with "Use a backup code" where allowed."""
+"""The second-factor prompt: "Code", with "Use a backup code" and "Email me a code" where allowed."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from textual.widgets import Button, Footer, Header, Input, Label, Static
 from mfa_tui.core.errors import MfaTuiError
 from mfa_tui.core.factors import factor_for
 from mfa_tui.core.services.auth import AuthService
-from mfa_tui.core.services.mfa import MfaService, VerifyOutcome
+from mfa_tui.core.services.mfa import MfaService, VerifyOutcome, email_code_offered
 from mfa_tui.core.services.settings_store import SettingsStore
 from mfa_tui.core.services.users import UserView
 from mfa_tui.ui.display import plain
@@ -36,7 +36,8 @@ class SecondFactorScreen(Screen[None]):
         super().__init__()
         self.user = user
         self.mfa_type = mfa_type
-        self.backup_mode = False
+        # What the code in the box is: "factor" (the user's own), "backup_code" or "email_code".
+        self.mode = "factor"
         # Between the two prompts of a RADIUS Access-Challenge: handed back with the next code.
         self.challenge_state: str | None = None
 
@@ -51,6 +52,7 @@ class SecondFactorScreen(Screen[None]):
             with Horizontal(id="second-factor-buttons"):
                 yield Button("Verify", id="verify", variant="primary")
                 yield Button("Use a backup code", id="use-backup-code")
+                yield Button("Email me a code", id="email-code")
             yield Button("Lost your device?", id="lost-device", variant="warning")
             yield Static("", id="second-factor-message", classes="form-error")
         yield Footer()
@@ -59,6 +61,9 @@ class SecondFactorScreen(Screen[None]):
         self.query_one("#code", Input).focus()
         settings = SettingsStore(self.app.ctx).load()  # type: ignore[attr-defined]
         self.query_one("#use-backup-code", Button).display = settings.backup_codes_enabled
+        self.query_one("#email-code", Button).display = email_code_offered(
+            settings, self.user.email, self.mfa_type
+        )
         self._send_challenge()
 
     @work(thread=True, exclusive=True, group="challenge")
@@ -74,19 +79,34 @@ class SecondFactorScreen(Screen[None]):
 
     @on(Button.Pressed, "#use-backup-code")
     def _toggle_backup(self) -> None:
-        self.backup_mode = not self.backup_mode
-        prompt = (
-            "Enter one of your backup codes (each works once)."
-            if self.backup_mode
-            else factor_for(self.mfa_type).code_prompt
-        )
+        self._set_mode("factor" if self.mode == "backup_code" else "backup_code")
+
+    @on(Button.Pressed, "#email-code")
+    def _email_code(self) -> None:
+        self._set_mode("email_code")
+        self._say("Sending a code to your email address…")
+        self._send_email_code()
+
+    @work(thread=True, exclusive=True, group="challenge")
+    def _send_email_code(self) -> None:
+        try:
+            sent = MfaService(self.app.ctx).send_email_code(self.user.username)  # type: ignore[attr-defined]
+        except MfaTuiError as error:
+            sent = str(error)
+        self.app.call_from_thread(self._say, sent)
+
+    def _set_mode(self, mode: str) -> None:
+        self.mode = mode
+        prompt, placeholder = {
+            "factor": (factor_for(self.mfa_type).code_prompt, "123456"),
+            "backup_code": ("Enter one of your backup codes (each works once).", "ABCD-EFGH-JKMN"),
+            "email_code": ("Enter the code sent to your email address.", "123456"),
+        }[mode]
         self.query_one("#code-prompt", Label).update(prompt)
         self.query_one("#use-backup-code", Button).label = (
-            "Use the authenticator" if self.backup_mode else "Use a backup code"
+            "Use your second factor" if mode == "backup_code" else "Use a backup code"
         )
-        self.query_one("#code", Input).placeholder = (
-            "ABCD-EFGH-JKMN" if self.backup_mode else "123456"
-        )
+        self.query_one("#code", Input).placeholder = placeholder
         self.query_one("#code", Input).focus()
 
     @on(Input.Submitted, "#code")
@@ -97,7 +117,7 @@ class SecondFactorScreen(Screen[None]):
             self._say("Enter the code.")
             return
         self.query_one("#verify", Button).disabled = True
-        self._check(code, None if self.backup_mode else self.challenge_state)
+        self._check(code, self.challenge_state if self.mode == "factor" else None)
 
     @work(thread=True, exclusive=True)
     def _check(self, code: str, state: str | None = None) -> None:
@@ -119,7 +139,7 @@ class SecondFactorScreen(Screen[None]):
             self._say("")
             self.query_one("#code", Input).focus()
             return
-        if answered_challenge and not self.backup_mode:
+        if answered_challenge and self.mode == "factor":
             self.query_one("#code-prompt", Label).update(factor_for(self.mfa_type).code_prompt)
         if outcome.accepted:
             if outcome.method == "backup_code" and outcome.backup_codes_left is not None:

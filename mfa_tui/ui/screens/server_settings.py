@@ -131,9 +131,7 @@ class ServerSettingsScreen(Screen[None]):
                     disabled=name not in available,
                 )
             yield Static("Alternate ways to log in", classes="section-title")
-            yield Checkbox(
-                "Email code", settings["alternate.email"], id="alternate-email", disabled=True
-            )
+            yield Checkbox("Email code", settings["alternate.email"], id="alternate-email")
             yield Checkbox(
                 "Backup codes", settings.backup_codes_enabled, id="alternate-backup-codes"
             )
@@ -193,6 +191,7 @@ class ServerSettingsScreen(Screen[None]):
         values["mfa.supported"] = ",".join(
             name for name in ALL_TYPES if self.query_one(f"#supported-{name}", Checkbox).value
         )
+        values["alternate.email"] = str(self.query_one("#alternate-email", Checkbox).value)
         values["alternate.backup_codes"] = str(
             self.query_one("#alternate-backup-codes", Checkbox).value
         )

@@ -53,7 +53,7 @@ class EnrollmentPanel(Vertical):
         yield Static("", id="enrollment-secret")
         # The factor's extra inputs (EnrollmentStart.fields), e.g. a Yubikey's AES key.
         yield Vertical(id="enrollment-fields")
-        yield Label("Code from the app")
+        yield Label("Code from the app", id="enrollment-code-label")
         with Horizontal(id="enrollment-code-row"):
             # Long enough for a Yubico OTP (44 characters).
             yield Input(id="enrollment-code", placeholder="123456", max_length=64)
@@ -68,6 +68,10 @@ class EnrollmentPanel(Vertical):
             plain(f"{start.instructions}{keys if start.provisioning_uri else ''}")
         )
         self._show_fields(start.fields)
+        # The instructions say where the code comes from; "the app" is only right for a QR.
+        self.query_one("#enrollment-code-label", Label).update(
+            "Code from the app" if start.provisioning_uri else "Code"
+        )
         qr = self.query_one("#enrollment-qr", QrCode)
         qr.display = start.provisioning_uri is not None
         qr.update(start.provisioning_uri or "")
