@@ -162,7 +162,10 @@ async def measure(ctx: Context, admin: UserView, repeats: int, rounds: int) -> d
         for _ in range(repeats):
             before = loaded.count
             table.load(UserQuery())
-            await wait_until(lambda before=before: loaded.count > before, "the full list")
+            await wait_until(
+                lambda before=before: loaded.count > before and not table.counting,
+                "the full list and its count",
+            )
             await table.wait_for_refresh()
             await pilot.pause()
             if not table.has_focus:

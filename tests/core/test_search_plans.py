@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import col
 
+from mfa_tui.core import search
 from mfa_tui.core.clock import FixedClock
 from mfa_tui.core.config import Config
 from mfa_tui.core.context import Context, open_context
@@ -67,3 +68,41 @@ def test_every_sorted_page_is_an_index_walk_not_a_sort(seeded: Context, sort: st
     plan = _plan(seeded, statement)
     assert "USE TEMP B-TREE FOR ORDER BY" not in plan, plan
     assert "USING INDEX" in plan or "USING COVERING INDEX" in plan, plan
+
+
+def _page_plan(ctx: Context, fragment: str, sort: str) -> str:
+    with ctx.db.read() as session:
+        condition = search_condition(
+            session,
+            fragment,
+            short_as_prefix=True,
+            sorted_by_username=SORT_COLUMNS[sort] is User.username_key,
+        )
+    assert condition.where is not None
+    statement = (
+        _with_lockout()
+        .where(condition.where)
+        .order_by(col(SORT_COLUMNS[sort]), col(User.username_key))
+        .limit(100)
+    )
+    return _plan(ctx, statement)
+
+
+def test_a_short_prefix_is_a_range_of_the_username_index_in_username_order(
+    seeded: Context,
+) -> None:
+    plan = _page_plan(seeded, "a", "username")
+    assert "username_key>? AND username_key<?" in plan, plan
+    assert "USE TEMP B-TREE FOR ORDER BY" not in plan, plan
+
+
+def test_a_common_short_prefix_in_another_order_walks_that_sort_index(
+    seeded: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Taking the username range would sort all its rows (200,000 for "a" at a million users)."""
+    monkeypatch.setattr(search, "SPARSE_LIMIT", 100)  # "a" matches 1,000 of the 5,000 seeded
+    plan = _page_plan(seeded, "a", "display_name")
+    assert "USE TEMP B-TREE FOR ORDER BY" not in plan, plan
+    # A rare prefix keeps the range: sorting its few rows beats walking the whole index.
+    plan = _page_plan(seeded, "zq", "display_name")
+    assert "username_key>? AND username_key<?" in plan, plan

@@ -19,7 +19,14 @@ from mfa_tui.core.context import Context, open_context
 from mfa_tui.core.demo import bulk_insert_users
 from mfa_tui.core.models import MfaStatus, MfaType, Role
 from mfa_tui.core.services.mfa import MfaService
-from mfa_tui.core.services.users import GeneralFields, UserService, UserView
+from mfa_tui.core.services.users import (
+    GeneralFields,
+    MatchCount,
+    UserPager,
+    UserQuery,
+    UserService,
+    UserView,
+)
 from mfa_tui.ui.widgets.user_table import UserTable
 from tests.ui.conftest import (
     ADMIN,
@@ -215,3 +222,36 @@ async def test_a_huge_table_is_never_loaded_whole(
     print(
         f"seeded {USERS_AT_SCALE:,} users in {seeded:.0f} s; signed in and shown in {painted:.1f} s"
     )
+
+
+async def test_rows_show_before_their_count_and_a_short_result_is_never_counted(
+    ctx: Context, clock: FixedClock, admin: UserView, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At a million users the count takes longer than a page: the page must not wait for it."""
+    bulk_insert_users(ctx, 2 * UserTable.PAGE_SIZE)
+    # What the table showed when each count began (the worker hands the first page over first).
+    shown_before_count: list[tuple[str, int, bool]] = []
+    count = UserPager.count
+    app_of_test: list[Any] = []
+
+    def observed_count(pager: UserPager, query: UserQuery) -> MatchCount:
+        if not app_of_test:  # the console's first load, before the test holds the app
+            return count(pager, query)
+        users = app_of_test[0].screen.query_one("#users", UserTable)
+        shown_before_count.append((query.search, users.cached_rows, users.counting))
+        return count(pager, query)
+
+    monkeypatch.setattr(UserPager, "count", observed_count)
+    async with admin_console(ctx, clock) as pilot:
+        app_of_test.append(pilot.app)
+        users = table(pilot)
+        users.load(UserQuery())
+        await wait_until(pilot, lambda: not users.counting, "the count")
+        assert shown_before_count == [("", UserTable.PAGE_SIZE, True)]
+        assert users.total == 2 * UserTable.PAGE_SIZE + 1 and users.exact
+        assert "201 users" in str(pilot.app.screen.query_one("#users-status").render())
+
+        await search(pilot, ADMIN)  # one match: the first page is the whole answer
+        await wait_until(pilot, lambda: usernames(pilot) == [ADMIN], "the one match")
+        assert (users.total, users.exact, users.counting) == (1, True, False)
+        assert len(shown_before_count) == 1  # never counted

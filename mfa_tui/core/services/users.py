@@ -569,7 +569,12 @@ class UserPager:
         else:
             start = offset
         with self.ctx.db.read() as session:
-            condition = search_condition(session, query.search, short_as_prefix=True)
+            condition = search_condition(
+                session,
+                query.search,
+                short_as_prefix=True,
+                sorted_by_username=sort_column is User.username_key,
+            )
             statement = _with_lockout(reset_requests_only=query.reset_requests_only)
             if condition.where is not None:
                 statement = statement.where(condition.where)

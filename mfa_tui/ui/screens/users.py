@@ -111,6 +111,8 @@ class UsersScreen(Screen[None]):
         column = next(c.title for c in COLUMNS if c.key == spec.sort)
         order = "descending" if spec.descending else "ascending"
         found = f"{event.total:,}{'' if event.exact else '+'} user{'s' if event.total != 1 else ''}"
+        if event.counting:
+            found += " (counting…)"
         matching = f" matching '{spec.search}'" if spec.search else ""
         if spec.reset_requests_only:
             matching += " with a reset request (a: approve, d: deny, q: everyone)"
@@ -118,7 +120,8 @@ class UsersScreen(Screen[None]):
             plain(
                 f"{found}{matching} · by {column}, {order} · o/O sort · q reset requests · "
                 "s settings · p preferences · x log out"
-            )
+            ),
+            layout=False,
         )
 
     # Actions on the selected user -----------------------------------------------------------------

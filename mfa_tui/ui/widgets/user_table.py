@@ -14,7 +14,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import work
 from textual.binding import Binding
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -93,15 +93,17 @@ class UserTable(ScrollView, can_focus=True):
             self.user = user
 
     class Loaded(Message):
-        """The count for the current query is known — for a status line.
+        """The rows of the current query are in place — for a status line.
 
-        ``exact`` is False when at least ``total`` users match (a dense search is not counted on).
+        ``exact`` is False when at least ``total`` users match. While ``counting``, ``total`` is
+        only the first page's rows and another ``Loaded`` follows once the count is known.
         """
 
-        def __init__(self, total: int, exact: bool = True) -> None:
+        def __init__(self, total: int, exact: bool = True, counting: bool = False) -> None:
             super().__init__()
             self.total = total
             self.exact = exact
+            self.counting = counting
 
     def __init__(self, pager: UserPager, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -113,6 +115,7 @@ class UserTable(ScrollView, can_focus=True):
         self._pending: set[int] = set()
         self._counting = False
         self._generation = 0
+        self._paint: tuple[Style, list[int]] = (Style(), [])
 
     # Data ------------------------------------------------------------------------------------------
 
@@ -132,27 +135,41 @@ class UserTable(ScrollView, can_focus=True):
 
     @work(thread=True, exclusive=True, group="user-table-count")
     def _count(self, generation: int, query: UserQuery) -> None:
+        # The first page goes on screen before the count, which can take longer (a million rows).
+        first = self.pager.page(query, 0, self.PAGE_SIZE, 0, exact=False)
+        if len(first) < self.PAGE_SIZE:
+            # Every match is on the first page: that is the count, no need to ask for it.
+            self.app.call_from_thread(
+                self._counted, generation, MatchCount(len(first), True), first
+            )
+            return
+        self.app.call_from_thread(self._first_page_shown, generation, first)
         matches = self.pager.count(query)
-        first = (
-            self.pager.page(query, 0, self.PAGE_SIZE, matches.total, exact=matches.exact)
-            if matches.total
-            else []
-        )
-        self.app.call_from_thread(self._counted, generation, matches, first)
+        self.app.call_from_thread(self._counted, generation, matches, None)
 
-    def _counted(self, generation: int, matches: MatchCount, first_page: list[UserView]) -> None:
+    def _first_page_shown(self, generation: int, first_page: list[UserView]) -> None:
+        if generation != self._generation:
+            return
+        # Still counting: pages past the first wait for the count (reading from the end needs it).
+        self._show(MatchCount(len(first_page), False), {0: first_page})
+        self.post_message(self.Loaded(self.total, exact=False, counting=True))
+
+    def _counted(
+        self, generation: int, matches: MatchCount, first_page: list[UserView] | None
+    ) -> None:
         if generation != self._generation:
             return
         self._counting = False
-        self._pages = {}
+        self._show(matches, {0: first_page if first_page is not None else self._pages[0]})
+        self.post_message(self.Loaded(matches.total, matches.exact))
+
+    def _show(self, matches: MatchCount, pages: dict[int, list[UserView]]) -> None:
+        self._pages = pages
         self.total = matches.total
         self.exact = matches.exact
-        total = matches.total
-        self._pages[0] = first_page
-        self.cursor = min(self.cursor, max(total - 1, 0))
-        self.virtual_size = Size(self.size.width, total + 1)
+        self.cursor = min(self.cursor, max(matches.total - 1, 0))
+        self.virtual_size = Size(self.size.width, matches.total + 1)
         self.refresh()
-        self.post_message(self.Loaded(total, matches.exact))
 
     def _row(self, index: int) -> UserView | None:
         page_number, offset = divmod(index, self.PAGE_SIZE)
@@ -190,6 +207,11 @@ class UserTable(ScrollView, can_focus=True):
         self.refresh()
 
     @property
+    def counting(self) -> bool:
+        """The current query's count is still on its way (its first page may be shown already)."""
+        return self._counting
+
+    @property
     def cached_rows(self) -> int:
         return sum(len(page) for page in self._pages.values())
 
@@ -209,15 +231,20 @@ class UserTable(ScrollView, can_focus=True):
         widths[0] += width - gaps - sum(widths)
         return widths
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # Computed once per paint, not once per line: both walk the styles and cost more than a row.
+        self._paint = (self.rich_style, self._widths())
+        return super().render_lines(crop)
+
     def _line(self, cells: list[str], style: Style) -> Strip:
-        widths = self._widths()
+        widths = self._paint[1]
         text = " ".join(
             set_cell_size(cell, width) for cell, width in zip(cells, widths, strict=True)
         )
         return Strip([Segment(text, style)], sum(widths) + len(widths) - 1)
 
     def render_line(self, y: int) -> Strip:
-        base = self.rich_style
+        base = self._paint[0]
         if y == 0:
             return self._line([c.title for c in COLUMNS], base + Style(bold=True, underline=True))
         index = int(self.scroll_offset.y) + y - 1
@@ -226,7 +253,7 @@ class UserTable(ScrollView, can_focus=True):
                 return self._line(
                     ["No users match.", *[""] * (len(COLUMNS) - 1)], base + Style(dim=True)
                 )
-            return Strip.blank(self.scrollable_content_region.width, base)
+            return Strip.blank(sum(self._paint[1]) + len(COLUMNS) - 1, base)
         user = self._row(index)
         cells = (
             [cell_text(user, c.key) for c in COLUMNS] if user else ["…", *[""] * (len(COLUMNS) - 1)]
