@@ -25,6 +25,8 @@ def printable(value: str | None) -> str:
 
 
 def has_control_characters(value: str) -> bool:
+    if value.isprintable():  # no "Other" or "Separator" but space: the common case, in C
+        return False
     return any(unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co") for char in value)
 
 

@@ -14,7 +14,15 @@ from mfa_tui.core.audit import AuditRecord, list_events
 from mfa_tui.core.context import Context
 from mfa_tui.core.errors import ConflictError, InputError, NotFound, PermissionDenied
 from mfa_tui.core.models import Role
-from mfa_tui.core.services.users import GeneralFields, UserService, UserView, import_users
+from mfa_tui.core.services.users import (
+    GeneralFields,
+    MatchCount,
+    UserPager,
+    UserQuery,
+    UserService,
+    UserView,
+    import_users,
+)
 
 
 @pytest.fixture
@@ -368,6 +376,10 @@ def test_import_a_good_file(
     assert sorted(e.target for e in _events(ctx, "user.create")) == ["Cid", "ann", "ben"]
     with ctx.db.read() as session:
         assert ctx.audit.verify(session).ok
+    # The search index took them in (the import fills it in one statement, not row by row).
+    assert [v.username for v in UserPager(ctx).page(UserQuery("Lee"), 0, 10, 0)] == ["ann"]
+    users.create(cli_actor, "dan", display_name="Dan Lee")  # and the row trigger is back
+    assert UserPager(ctx).count(UserQuery("lee")) == MatchCount(2, True)
 
 
 def test_import_with_bad_lines_imports_nothing_and_lists_every_bad_line(

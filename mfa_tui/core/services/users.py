@@ -17,7 +17,7 @@ from mfa_tui.core.context import Context
 from mfa_tui.core.errors import ConflictError, InputError, NotFound
 from mfa_tui.core.lockout import LockState, state_of
 from mfa_tui.core.models import Lockout, MfaStatus, MfaType, ResetRequest, Role, User
-from mfa_tui.core.search import count_rows, search_condition
+from mfa_tui.core.search import bulk_index_users, count_rows, search_condition
 from mfa_tui.core.services.guard import authorize, refusals_audited
 from mfa_tui.core.services.settings_store import SettingsStore
 from mfa_tui.core.settings import Settings
@@ -461,22 +461,25 @@ def import_users(ctx: Context, actor: Actor, path: Path, *, skip_invalid: bool) 
             raise ConflictError(
                 "Some of these users were created while importing; run the import again."
             )
-        for start in range(0, len(parsed.rows), 5000):
-            chunk = parsed.rows[start : start + 5000]
-            session.execute(
-                User.__table__.insert(),  # type: ignore[attr-defined]
-                [
-                    {
-                        **row,
-                        "enabled": True,
-                        "version": 1,
-                        "created_at": now,
-                        "updated_at": now,
-                        "mfa_status_since": now if row["mfa_status"] == MfaStatus.PENDING else None,
-                    }
-                    for row in chunk
-                ],
-            )
+        with bulk_index_users(session):
+            for start in range(0, len(parsed.rows), 5000):
+                chunk = parsed.rows[start : start + 5000]
+                session.execute(
+                    User.__table__.insert(),  # type: ignore[attr-defined]
+                    [
+                        {
+                            **row,
+                            "enabled": True,
+                            "version": 1,
+                            "created_at": now,
+                            "updated_at": now,
+                            "mfa_status_since": (
+                                now if row["mfa_status"] == MfaStatus.PENDING else None
+                            ),
+                        }
+                        for row in chunk
+                    ],
+                )
         ctx.audit.append_many(
             session,
             (
