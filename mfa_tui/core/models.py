@@ -211,4 +211,42 @@ class ResetRequest(SQLModel, table=True):
     notified_at: datetime | None = None
 
 
+class CallerVerification(SQLModel, table=True):
+    """A helpdesk agent checked that the caller is this user; it counts for that agent, for a while."""
+
+    __tablename__ = "caller_verifications"
+    __table_args__ = (Index("ix_caller_verifications_lookup", "user_id", "agent"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE")
+    # The actor name of the agent who verified (a username, or cli:<os-user>).
+    agent: str = Field(max_length=128)
+    # factor | backup_code | lost_code
+    method: str = Field(max_length=32)
+    verified_at: datetime
+    expires_at: datetime
+
+
+class AccessPass(SQLModel, table=True):
+    """A temporary access pass or an enrollment invitation: a one-time code kept as a keyed hash.
+
+    Both only ever lead into enrollment of a new factor; neither is a second factor."""
+
+    __tablename__ = "access_passes"
+    __table_args__ = (
+        CheckConstraint("kind IN ('tap', 'invitation')", name="ck_access_passes_kind"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    kind: str = Field(max_length=16)
+    code_hash: str = Field(max_length=64)
+    created_by: str = Field(max_length=128)
+    created_at: datetime
+    expires_at: datetime
+    single_use: bool = True
+    used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
 GENESIS_HASH = "0" * 64

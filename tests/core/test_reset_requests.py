@@ -18,9 +18,13 @@ from mfa_tui.core.clock import FixedClock
 from mfa_tui.core.context import Context
 from mfa_tui.core.errors import InputError, NotFound, PermissionDenied
 from mfa_tui.core.models import MfaCredential, ResetRequest
+from mfa_tui.core.services.caller_check import CallerCheck
 from mfa_tui.core.services.mfa import MfaService
 from mfa_tui.core.services.reset_requests import ResetRequests
 from mfa_tui.core.services.users import UserService
+
+# Each user's authenticator, as the phone that scanned the QR code would hold it.
+AUTHENTICATORS: dict[str, pyotp.TOTP] = {}
 
 
 def add(ctx: Context, clock: FixedClock, name: str, role: str = "user") -> int:
@@ -29,7 +33,8 @@ def add(ctx: Context, clock: FixedClock, name: str, role: str = "user") -> int:
     service = MfaService(ctx)
     start = service.begin_enrollment(Actor.cli(), name, "totp")
     assert start.provisioning_uri is not None
-    code = pyotp.parse_uri(start.provisioning_uri).at(clock.now())
+    AUTHENTICATORS[name] = pyotp.parse_uri(start.provisioning_uri)  # type: ignore[assignment]
+    code = AUTHENTICATORS[name].at(clock.now())
     assert service.confirm_code(Actor.cli(), start.credential_id, code)
     service.activate(Actor.cli(), name, start.credential_id)
     service.generate_backup_codes(Actor.cli(), name)
@@ -89,7 +94,7 @@ def test_approval_resets_to_pending_and_the_user_is_told_once(
     root = staff(ctx, "root", "admin")
     requests.request(alice)
 
-    requests.approve(root, "alice")
+    requests.approve(root, "alice", override_reason="called from the desk phone, known voice")
     view = UserService(ctx).get("alice")
     assert (view.mfa_type, view.mfa_status) == ("totp", "pending")
     assert credentials(ctx, alice) == 0
@@ -105,7 +110,7 @@ def test_approval_resets_to_pending_and_the_user_is_told_once(
     assert requests.decision_to_tell(alice) is None
 
     with pytest.raises(InputError, match="no open reset request"):
-        requests.approve(root, "alice")
+        requests.approve(root, "alice", override_reason="again")
     # A new request can be filed later: only one may be open at a time.
     assert requests.request(alice) is True
     assert statuses(ctx, alice) == ["approved", "pending"]
@@ -150,8 +155,20 @@ def test_helpdesk_decides_for_role_user_only(
     assert credentials(ctx, hd2) == 1 and credentials(ctx, boss) == 1
     assert events(ctx, "denied") == [("hd", name) for name in ("boss", "boss", "hd2", "hd2")]
 
+    # The request came from a session that proved only the password: the caller is verified.
+    with pytest.raises(PermissionDenied, match="Verify the caller first"):
+        requests.approve(helpdesk, "carol")
+    with pytest.raises(PermissionDenied, match="Verify the caller first"):
+        requests.approve(helpdesk, "carol", override_reason="helpdesk cannot override")
+    assert statuses(ctx, carol) == ["pending"] and credentials(ctx, carol) == 1
+    clock.advance(seconds=30)
+    code = AUTHENTICATORS["carol"].at(clock.now())
+    assert CallerCheck(ctx).check(helpdesk, "carol", code, "factor").status.verified
     requests.approve(helpdesk, "carol")
     assert UserService(ctx).get("carol").mfa_status == "pending"
+    with ctx.db.read() as session:
+        [reset] = [e for e in list_events(session, text="mfa.reset") if e.action == "mfa.reset"]
+    assert (reset.details["caller"], reset.details["caller_method"]) == ("verified", "factor")
 
 
 def test_nobody_decides_their_own_request_and_users_decide_none(

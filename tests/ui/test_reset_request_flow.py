@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 from textual.pilot import Pilot
-from textual.widgets import Static
+from textual.widgets import Input, Static
 
 from mfa_tui.cli import main
 from mfa_tui.core.access import Actor
@@ -22,13 +22,16 @@ from mfa_tui.core.audit import list_events
 from mfa_tui.core.clock import FixedClock
 from mfa_tui.core.config import Config
 from mfa_tui.core.context import Context
+from mfa_tui.core.errors import PermissionDenied
 from mfa_tui.core.models import ResetRequest
+from mfa_tui.core.services.caller_check import CallerCheck
 from mfa_tui.core.services.mfa import MfaService
 from mfa_tui.core.services.reset_requests import ResetRequests
 from mfa_tui.core.services.users import UserService
 from mfa_tui.ui.app import MfaTuiApp
 from mfa_tui.ui.screens.confirm import ConfirmScreen
 from mfa_tui.ui.screens.enrollment import EnrollmentScreen
+from mfa_tui.ui.screens.override_reason import OverrideReasonScreen
 from mfa_tui.ui.screens.preferences import PreferencesScreen
 from mfa_tui.ui.screens.second_factor import SecondFactorScreen
 from mfa_tui.ui.screens.users import UsersScreen
@@ -112,9 +115,10 @@ async def table_ready(pilot: Pilot[Any], username: str | None) -> UserTable:
     return table
 
 
-async def confirm(pilot: Pilot[Any], key: str, question: str) -> None:
+async def confirm(pilot: Pilot[Any], key: str | None, question: str) -> None:
     """Press ``key`` on the users screen and answer Yes to the confirmation it asks."""
-    await pilot.press(key)
+    if key is not None:
+        await pilot.press(key)
     dialog = await on_screen(pilot, ConfirmScreen)
     assert question in text_of(dialog, "#confirm-question")
     await pilot.press("y")
@@ -225,7 +229,13 @@ async def test_lost_device_request_approved_by_an_administrator_leads_to_enrollm
         assert text_of(users, "#users-status").startswith("1 user ")
         assert row_of(pilot, "zed") == ""
         await table_ready(pilot, "alice")
-        await confirm(pilot, "a", "Approve the reset request of alice?")
+        # The request proved only alice's password: an administrator who did not verify the
+        # caller overrides with a reason, which the audit log keeps.
+        await pilot.press("a")
+        reason = await on_screen(pilot, OverrideReasonScreen)
+        reason.query_one("#reason", Input).value = "Ticket 4711: ID checked at the desk"
+        await pilot.press("enter")
+        await confirm(pilot, None, "Approve the reset request of alice?")
         await until(pilot, lambda: open_requests(ctx) == [], "the approval")
         await table_ready(pilot, None)
 
@@ -235,6 +245,9 @@ async def test_lost_device_request_approved_by_an_administrator_leads_to_enrollm
         assert MfaService(ctx).backup_codes_left("alice") == 0
         assert audit_count(ctx, "reset_request.approved", "alice") == 1
         assert audit_count(ctx, "mfa.reset", "alice") == 1
+        with ctx.db.read() as session:
+            [reset] = [e for e in list_events(session, text="mfa.reset") if e.action == "mfa.reset"]
+        assert reset.details["reason"] == "Ticket 4711: ID checked at the desk"
 
         await log_out(pilot)
         await log_in(pilot, "alice")
@@ -247,10 +260,19 @@ async def test_helpdesk_denies_and_approves_for_role_user_only(
     ctx: Context, clock: FixedClock
 ) -> None:
     add_user(ctx, "hd", role="helpdesk")
+    hd = Actor(name="hd", role="helpdesk", user_id=UserService(ctx).get("hd").id)
+    authenticators = {}
     for name, role in (("bob", "user"), ("carol", "user"), ("hd2", "helpdesk")):
         add_user(ctx, name, role=role)
-        configure_totp(ctx, clock, name)
+        authenticators[name] = configure_totp(ctx, clock, name)
         assert ResetRequests(ctx).request(UserService(ctx).get(name).id)
+    clock.advance(seconds=30)
+    # carol reads a code aloud to hd (the caller check of Administration – Users, "v").
+    carol_code = authenticators["carol"].at(clock.now())
+    assert CallerCheck(ctx).check(hd, "carol", carol_code, "factor").status.verified
+    # hd may not even check an agent's identity (helpdesk acts on role user only): refused.
+    with pytest.raises(PermissionDenied):
+        CallerCheck(ctx).check(hd, "hd2", authenticators["hd2"].at(clock.now()), "factor")
     bob_factor = active_credential_id(ctx, "bob")
     app = MfaTuiApp(context=ctx, clock=clock)
     async with app.run_test(size=WIDE, notifications=True) as pilot:
@@ -271,8 +293,8 @@ async def test_helpdesk_denies_and_approves_for_role_user_only(
         assert stored_user(ctx, "carol").mfa_status == "pending"
         assert credential_states(ctx, "carol") == []
 
-        await confirm(pilot, "a", "Approve the reset request of hd2?")
-        await until(pilot, lambda: "only act on users with the role user" in notices(pilot), "no")
+        await pilot.press("a")  # hd2's caller could not be verified: no approval
+        await until(pilot, lambda: "Verify the caller first" in notices(pilot), "no")
         assert open_requests(ctx) == ["hd2"]
         assert credential_states(ctx, "hd2") == ["active"]
         assert audit_count(ctx, "denied", "hd2") == 1

@@ -44,6 +44,19 @@ from mfa_tui.core.settings import Settings
 
 # The "Email code" alternate login: its codes are for logging in only, never for enrollment.
 EMAIL_CODE_PURPOSE = "alternate-login"
+# What ``verify`` accepts at a login: the user's factor, a backup code, an "Email code".
+LOGIN_METHODS = frozenset({"factor", "backup_code", "email_code"})
+
+
+@dataclass(frozen=True)
+class SentCode:
+    """A code sent by email or SMS outside the user's factor (see ``codes``), accepted by ``verify``
+    in its place and reported as ``method``."""
+
+    channel: str
+    purpose: str
+    binding: str
+    method: str
 
 
 @dataclass(frozen=True)
@@ -118,15 +131,29 @@ class MfaService:
             {"before": before, "after": (name, user.mfa_status)},
         )
 
-    def reset(self, actor: Actor, username: str) -> None:
-        """A lost device: type kept, every credential and backup code removed, status pending."""
+    def reset(self, actor: Actor, username: str, *, override_reason: str | None = None) -> None:
+        """A lost device: type kept, every credential and backup code removed, status pending.
+
+        Staff need a caller they verified recently; an administrator may override with a reason."""
+        from mfa_tui.core.services.caller_check import require_verified_caller
+
+        now = self.ctx.clock.now()
         with refusals_audited(self.ctx, actor), self.ctx.db.write() as session:
             user = require_user(session, username)
             authorize(actor, Action.MANAGE_MFA, user)
-            self.apply_reset(session, actor, user, self.ctx.clock.now())
+            caller = require_verified_caller(session, actor, user, now, override_reason)
+            self.apply_reset(session, actor, user, now, caller)
 
-    def apply_reset(self, session: Session, actor: Actor, user: User, now: datetime) -> None:
-        """Inside the caller's transaction (an approved reset request uses it too)."""
+    def apply_reset(
+        self,
+        session: Session,
+        actor: Actor,
+        user: User,
+        now: datetime,
+        caller: dict[str, object] | None = None,
+    ) -> None:
+        """Inside the caller's transaction (an approved reset request uses it too); ``caller``
+        says how the caller was verified, for the audit log."""
         mfa_type = user.mfa_type
         if mfa_type == MfaType.NONE:
             mfa_type, _ = effective_mfa(user.mfa_type, user.mfa_status, self.settings.load(session))
@@ -144,7 +171,7 @@ class MfaService:
             actor,
             "mfa.reset",
             user,
-            {"before": before, "after": (mfa_type, MfaStatus.PENDING)},
+            {"before": before, "after": (mfa_type, MfaStatus.PENDING), **(caller or {})},
         )
 
     def unlock(self, actor: Actor, username: str) -> bool:
@@ -358,11 +385,21 @@ class MfaService:
     # The second factor at login ------------------------------------------------------------------
 
     def verify(
-        self, username: str, code: str, *, actor_name: str | None = None, state: str | None = None
+        self,
+        username: str,
+        code: str,
+        *,
+        actor_name: str | None = None,
+        state: str | None = None,
+        methods: frozenset[str] = LOGIN_METHODS,
+        sent_code: SentCode | None = None,
     ) -> VerifyOutcome:
         """Check a second factor (the user's active factor or a backup code) with lockout and replay refusal.
 
-        ``state`` is the one a "challenge" outcome carried, handed back with the next code."""
+        ``state`` is the one a "challenge" outcome carried, handed back with the next code.
+        ``methods`` narrows what counts (a helpdesk check of a backup code only); ``sent_code``
+        is a code sent outside the factor (a caller who lost it), checked even for a user whose
+        policy needs no second factor."""
         now = self.ctx.clock.now()
         with self.ctx.db.read() as session:
             settings = self.settings.load(session)
@@ -371,16 +408,19 @@ class MfaService:
                 # A disabled account gets the unknown user's answer, never "no factor needed".
                 return VerifyOutcome(False, "unknown_user")
             mfa_type, _status = effective_mfa(user.mfa_type, user.mfa_status, settings)
-            if mfa_type == MfaType.NONE:
+            if mfa_type == MfaType.NONE and sent_code is None:
                 return VerifyOutcome(True, "not_required")
-            credential = session.exec(
-                select(MfaCredential).where(
-                    MfaCredential.user_id == user.id, MfaCredential.state == CredentialState.ACTIVE
-                )
-            ).one_or_none()
-        has_backup_codes = settings.backup_codes_enabled
-        has_email_code = email_code_offered(settings, user.email, mfa_type)
-        if credential is None and not has_backup_codes and not has_email_code:
+            credential = _active_credential(session, user) if "factor" in methods else None
+        has_backup_codes = settings.backup_codes_enabled and "backup_code" in methods
+        if (
+            sent_code is None
+            and "email_code" in methods
+            and email_code_offered(settings, user.email, mfa_type)
+        ):
+            sent_code = SentCode(
+                "email", EMAIL_CODE_PURPOSE, _email_code_binding(user), "email_code"
+            )
+        if credential is None and not has_backup_codes and sent_code is None:
             return VerifyOutcome(False, "not_enrolled")
         actor = actor_name or user.username
         assert user.id is not None
@@ -412,16 +452,16 @@ class MfaService:
                 self._audit_login(user, actor, "verify.unavailable", {"reason": str(failure)}, now)
                 return VerifyOutcome(False, "unavailable", detail=str(failure))
         # Its own transaction (it reserves the code's attempt first), before the one below.
-        email_code_accepted = (
+        sent_code_accepted = (
             proof is None
-            and has_email_code
+            and sent_code is not None
             and codes.well_formed(code)
             and codes.check_code(
                 self._env(settings, now),
                 user_id=user.id,
-                channel="email",
-                purpose=EMAIL_CODE_PURPOSE,
-                binding=_email_code_binding(user),
+                channel=sent_code.channel,
+                purpose=sent_code.purpose,
+                binding=sent_code.binding,
                 code=code,
             )
         )
@@ -431,8 +471,9 @@ class MfaService:
                     session, credential.id, proof.counter
                 )
                 method = credential.type if fresh else None
-            if method is None and email_code_accepted:
-                method = "email_code"
+            if method is None and sent_code_accepted:
+                assert sent_code is not None
+                method = sent_code.method
             normalized = (
                 backup_codes.normalize(code) if method is None and has_backup_codes else None
             )

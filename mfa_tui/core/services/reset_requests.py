@@ -53,17 +53,28 @@ class ResetRequests:
             return False
         return True
 
-    def approve(self, actor: Actor, username: str) -> None:
-        self._decide(actor, username, "approved")
+    def approve(self, actor: Actor, username: str, *, override_reason: str | None = None) -> None:
+        """Like a reset by staff, it needs a caller they verified (or an administrator's reason):
+        the request came from a session that proved only the password."""
+        self._decide(actor, username, "approved", override_reason)
 
     def deny(self, actor: Actor, username: str) -> None:
         self._decide(actor, username, "denied")
 
-    def _decide(self, actor: Actor, username: str, status: str) -> None:
+    def _decide(
+        self, actor: Actor, username: str, status: str, override_reason: str | None = None
+    ) -> None:
+        from mfa_tui.core.services.caller_check import require_verified_caller
+
         now = self.ctx.clock.now()
         with refusals_audited(self.ctx, actor), self.ctx.db.write() as session:
             user = require_user(session, username)
             authorize(actor, Action.MANAGE_MFA, user)
+            caller = (
+                require_verified_caller(session, actor, user, now, override_reason)
+                if status == "approved"
+                else None
+            )
             decided = session.execute(
                 update(ResetRequest)
                 .where(col(ResetRequest.user_id) == user.id, col(ResetRequest.status) == "pending")
@@ -72,7 +83,7 @@ class ResetRequests:
             if not decided:
                 raise InputError(f"'{user.username}' has no open reset request.")
             if status == "approved":
-                MfaService(self.ctx).apply_reset(session, actor, user, now)
+                MfaService(self.ctx).apply_reset(session, actor, user, now, caller)
             self.ctx.audit.append(
                 session, AuditEntry(actor.name, f"reset_request.{status}", user.username), now
             )

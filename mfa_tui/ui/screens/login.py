@@ -27,6 +27,7 @@ class LoginScreen(Screen[None]):
         border: round $primary;
     }
     LoginScreen #log-in { margin-top: 1; width: 100%; }
+    LoginScreen #invitation { width: 100%; }
     """
 
     def __init__(self, notice: str | None = None) -> None:
@@ -41,6 +42,7 @@ class LoginScreen(Screen[None]):
             yield Label("Password")
             yield Input(id="password", password=True)
             yield Button("Log in", id="log-in", variant="primary")
+            yield Button("I have an invitation", id="invitation", compact=True)
             yield Static(plain(self.notice or ""), id="login-message", classes="form-error")
         yield Footer()
 
@@ -109,6 +111,12 @@ class LoginScreen(Screen[None]):
             from mfa_tui.ui.screens.enrollment import EnrollmentScreen
 
             self.app.switch_screen(EnrollmentScreen(user, step.mfa_type))
+
+    @on(Button.Pressed, "#invitation")
+    def _invitation(self) -> None:
+        from mfa_tui.ui.screens.invitation import InvitationScreen
+
+        self.app.switch_screen(InvitationScreen(self.query_one("#username", Input).value.strip()))
 
     def cannot_open(self, message: str) -> None:
         """The database could not be opened: say why; logging in cannot work."""

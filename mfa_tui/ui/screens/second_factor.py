@@ -29,6 +29,8 @@ class SecondFactorScreen(Screen[None]):
     }
     SecondFactorScreen #second-factor-buttons { height: auto; margin-top: 1; }
     SecondFactorScreen #second-factor-buttons Button { margin-right: 1; }
+    SecondFactorScreen #second-factor-recovery { height: auto; }
+    SecondFactorScreen #second-factor-recovery Button { margin-right: 1; }
     """
     BINDINGS = [Binding("escape", "back", "Back to login")]
 
@@ -36,7 +38,8 @@ class SecondFactorScreen(Screen[None]):
         super().__init__()
         self.user = user
         self.mfa_type = mfa_type
-        # What the code in the box is: "factor" (the user's own), "backup_code" or "email_code".
+        # What the code in the box is: "factor" (the user's own), "backup_code", "email_code" or
+        # "access_pass" (a temporary access pass: it leads only into enrollment of a new factor).
         self.mode = "factor"
         # Between the two prompts of a RADIUS Access-Challenge: handed back with the next code.
         self.challenge_state: str | None = None
@@ -53,7 +56,9 @@ class SecondFactorScreen(Screen[None]):
                 yield Button("Verify", id="verify", variant="primary")
                 yield Button("Use a backup code", id="use-backup-code")
                 yield Button("Email me a code", id="email-code")
-            yield Button("Lost your device?", id="lost-device", variant="warning")
+            with Horizontal(id="second-factor-recovery"):
+                yield Button("Lost your device?", id="lost-device", variant="warning")
+                yield Button("Temporary access pass", id="access-pass")
             yield Static("", id="second-factor-message", classes="form-error")
         yield Footer()
 
@@ -64,6 +69,9 @@ class SecondFactorScreen(Screen[None]):
         self.query_one("#email-code", Button).display = email_code_offered(
             settings, self.user.email, self.mfa_type
         )
+        # A pass stands in for the factor only at login, on the way to enrolling a new one: never
+        # for a step-up inside a session.
+        self.query_one("#access-pass", Button).display = self.app.signed_in is None  # type: ignore[attr-defined]
         self._send_challenge()
 
     @work(thread=True, exclusive=True, group="challenge")
@@ -80,6 +88,10 @@ class SecondFactorScreen(Screen[None]):
     @on(Button.Pressed, "#use-backup-code")
     def _toggle_backup(self) -> None:
         self._set_mode("factor" if self.mode == "backup_code" else "backup_code")
+
+    @on(Button.Pressed, "#access-pass")
+    def _toggle_access_pass(self) -> None:
+        self._set_mode("factor" if self.mode == "access_pass" else "access_pass")
 
     @on(Button.Pressed, "#email-code")
     def _email_code(self) -> None:
@@ -101,6 +113,10 @@ class SecondFactorScreen(Screen[None]):
             "factor": (factor_for(self.mfa_type).code_prompt, "123456"),
             "backup_code": ("Enter one of your backup codes (each works once).", "ABCD-EFGH-JKMN"),
             "email_code": ("Enter the code sent to your email address.", "123456"),
+            "access_pass": (
+                "Enter the temporary access pass from the helpdesk: you then set up a new factor.",
+                "ABCD-EFGH-JKMN-PQRS",
+            ),
         }[mode]
         self.query_one("#code-prompt", Label).update(prompt)
         self.query_one("#use-backup-code", Button).label = (
@@ -117,7 +133,28 @@ class SecondFactorScreen(Screen[None]):
             self._say("Enter the code.")
             return
         self.query_one("#verify", Button).disabled = True
+        if self.mode == "access_pass" and self.app.signed_in is None:  # type: ignore[attr-defined]
+            self._redeem_pass(code)
+            return
         self._check(code, self.challenge_state if self.mode == "factor" else None)
+
+    @work(thread=True, exclusive=True)
+    def _redeem_pass(self, code: str) -> None:
+        from mfa_tui.core.services.access_pass import AccessPasses
+
+        try:
+            redeemed = AccessPasses(self.app.ctx).redeem_tap(self.user.id, code)  # type: ignore[attr-defined]
+        except MfaTuiError as error:
+            self.app.call_from_thread(self._checked, VerifyOutcome(False, "error"))
+            self.app.call_from_thread(self._say, str(error))
+            return
+        self.app.call_from_thread(self._enroll_with_pass, redeemed.mfa_type)
+
+    def _enroll_with_pass(self, mfa_type: str) -> None:
+        """Straight into enrollment of a new factor: the pass opens nothing else."""
+        from mfa_tui.ui.screens.enrollment import EnrollmentScreen
+
+        self.app.switch_screen(EnrollmentScreen(self.user, mfa_type, proved_by="access_pass"))
 
     @work(thread=True, exclusive=True)
     def _check(self, code: str, state: str | None = None) -> None:

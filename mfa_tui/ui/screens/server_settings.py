@@ -39,6 +39,7 @@ TEXT_FIELDS = {
     "totp.issuer": "totp-issuer",
     "totp.period": "totp-period",
     "totp.drift": "totp-drift",
+    "tap.lifetime_minutes": "tap-lifetime-minutes",
 }
 LABELS = {
     "mfa.pending_expiry_days": "Pending expires after (days, 0 = never)",
@@ -48,6 +49,7 @@ LABELS = {
     "totp.issuer": "Authenticator issuer name",
     "totp.period": "Period (seconds)",
     "totp.drift": "Allowed clock drift (steps)",
+    "tap.lifetime_minutes": "Lifetime (minutes)",
 }
 
 
@@ -144,6 +146,11 @@ class ServerSettingsScreen(Screen[None]):
                 for key in ("lockout.attempts", "lockout.minutes"):
                     yield Label(LABELS[key])
                     yield Input(str(settings[key]), id=TEXT_FIELDS[key])
+            yield Static("Temporary access pass", classes="section-title")
+            with Grid(classes="fields"):
+                yield Label(LABELS["tap.lifetime_minutes"])
+                yield Input(str(settings["tap.lifetime_minutes"]), id="tap-lifetime-minutes")
+            yield Checkbox("Single use", settings["tap.single_use"], id="tap-single-use")
             yield Static("Authenticator (TOTP)", classes="section-title")
             with Grid(classes="fields"):
                 yield Label(LABELS["totp.issuer"])
@@ -195,6 +202,7 @@ class ServerSettingsScreen(Screen[None]):
         values["alternate.backup_codes"] = str(
             self.query_one("#alternate-backup-codes", Checkbox).value
         )
+        values["tap.single_use"] = str(self.query_one("#tap-single-use", Checkbox).value)
         values["totp.digits"] = str(self.query_one("#totp-digits", Select).value)
         values["totp.algorithm"] = str(self.query_one("#totp-algorithm", Select).value)
         for spec in SETTING_SPECS:

@@ -28,6 +28,7 @@ from mfa_tui.core.services.user_edit import MfaChoice, save_user_edit
 from mfa_tui.core.services.users import GeneralFields, UserService, UserView
 from mfa_tui.ui.display import plain
 from mfa_tui.ui.widgets.enrollment_panel import EnrollmentPanel
+from mfa_tui.ui.widgets.enrollment_progress import EnrollmentProgressLine
 
 FIELD_CHECKS: dict[str, Callable[[str], object]] = {
     "username": validation.username,
@@ -123,6 +124,10 @@ class UserEditScreen(Screen[bool]):
                 MFA_STATUS_LABELS[MfaStatus(user.stored_mfa_status)] if user else "Not configured"
             )
             yield Static(plain(f"Status: {status}"), id="mfa-status")
+            if user is not None:
+                # Live while the user enrolls on their own screen (polled; see the widget).
+                yield EnrollmentProgressLine(user.id, id="enrollment-progress")
+                yield Static("", id="tap-status")
             with Grid(classes="fields"):
                 yield Label("Type")
                 yield Select(
@@ -150,6 +155,8 @@ class UserEditScreen(Screen[bool]):
         self.title = f"User edit – {self.user.username}" if self.user else "New user"
         self.query_one("#enrollment", EnrollmentPanel).display = False
         self.query_one("#reload", Button).display = False
+        if self.user is not None:
+            self.query_one("#tap-status", Static).display = False
         if not self._may(Action.MANAGE_ACCOUNTS):
             self.query_one("#role", Select).disabled = True
             self.query_one("#enabled", Checkbox).disabled = True
@@ -160,6 +167,24 @@ class UserEditScreen(Screen[bool]):
             self.query_one("#mfa-hint", Static).update(plain(reason or ""))
         self._refresh_mfa_controls()
         self.query_one("#username", Input).focus()
+        if self.user is not None:
+            self._load_access_pass(self.user.username)
+
+    @work(thread=True, exclusive=True, group="access-pass")
+    def _load_access_pass(self, username: str) -> None:
+        from mfa_tui.core.services.access_pass import AccessPasses
+
+        try:
+            active = AccessPasses(self.app.ctx).active_tap(username)  # type: ignore[attr-defined]
+        except MfaTuiError:
+            return
+        if active is not None:
+            self.app.call_from_thread(self._show_access_pass, active.summary)
+
+    def _show_access_pass(self, summary: str) -> None:
+        line = self.query_one("#tap-status", Static)
+        line.update(plain(summary))
+        line.display = True
 
     # Inline validation -----------------------------------------------------------------------------
 
@@ -237,6 +262,8 @@ class UserEditScreen(Screen[bool]):
         self.query_one("#configure-now", Button).disabled = False
 
     def _begun(self, start: EnrollmentStart) -> None:
+        # This agent is the one enrolling now: following the progress live would only repeat it.
+        self.query_one("#enrollment-progress", EnrollmentProgressLine).stop()
         self.credential_id = start.credential_id
         self.validated = False
         panel = self.query_one("#enrollment", EnrollmentPanel)

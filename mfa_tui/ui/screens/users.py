@@ -1,4 +1,5 @@
-"""Administration – Users: find a user fast, edit, reset MFA, unlock, delete."""
+"""Administration – Users: find a user fast, edit, reset MFA, unlock, delete; and the helpdesk
+walkthrough: verify the caller (v), a temporary access pass (t), an enrollment invitation (i)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,10 @@ class UsersScreen(Screen[None]):
         Binding("slash", "search", "Search"),
         Binding("n", "new_user", "New"),
         Binding("r", "reset_mfa", "Reset MFA"),
+        # Off the footer, which is full at 80 columns: the status line names them.
+        Binding("v", "verify_caller", "Verify caller", show=False),
+        Binding("t", "access_pass", "Access pass", show=False),
+        Binding("i", "invite", "Invite", show=False),
         Binding("u", "unlock", "Unlock"),
         Binding("delete", "delete_user", "Delete"),
         Binding("o", "sort", "Sort", show=False),
@@ -118,8 +123,8 @@ class UsersScreen(Screen[None]):
             matching += " with a reset request (a: approve, d: deny, q: everyone)"
         self.query_one("#users-status", Static).update(
             plain(
-                f"{found}{matching} · by {column}, {order} · o/O sort · q reset requests · "
-                "s settings · p preferences · x log out"
+                f"{found}{matching} · by {column}, {order} · v verify caller · t access pass · "
+                "i invite · o/O sort · q reset requests · s settings · p preferences · x log out"
             ),
             layout=False,
         )
@@ -152,11 +157,141 @@ class UsersScreen(Screen[None]):
         self._show_editor(None)
 
     def action_reset_mfa(self) -> None:
-        self._confirm_then(
-            "Reset MFA for {name}? Their factor and backup codes are removed and they must enroll again.",
-            "Reset MFA",
-            lambda user: MfaService(self.app.ctx).reset(self.actor, user.username),  # type: ignore[attr-defined]
-            "MFA reset for {name}: pending user configuration.",
+        def reset(user: UserView, reason: str | None) -> None:
+            self._confirm_then(
+                "Reset MFA for {name}? Their factor and backup codes are removed and they must enroll again.",
+                "Reset MFA",
+                lambda u: MfaService(self.app.ctx).reset(  # type: ignore[attr-defined]
+                    self.actor, u.username, override_reason=reason
+                ),
+                "MFA reset for {name}: pending user configuration.",
+            )
+
+        self._with_verified_caller("Reset MFA", reset)
+
+    # Helpdesk walkthrough -------------------------------------------------------------------------
+
+    def action_verify_caller(self) -> None:
+        from mfa_tui.ui.screens.verify_caller import VerifyCallerScreen
+
+        user = self.table.selected_user
+        if user is not None:
+            self.app.push_screen(VerifyCallerScreen(user))
+
+    def action_access_pass(self) -> None:
+        self._with_verified_caller("Create a temporary access pass", self._create_pass)
+
+    def _with_verified_caller(
+        self, what: str, then: Callable[[UserView, str | None], None]
+    ) -> None:
+        """A reset or a pass needs a caller this agent verified; an administrator may override
+        with a reason. The service enforces it; this only asks for the reason up front."""
+        user = self.table.selected_user
+        if user is not None:
+            self._caller_status(user, what, then)
+
+    @work(thread=True, exclusive=True, group="caller-status")
+    def _caller_status(
+        self, user: UserView, what: str, then: Callable[[UserView, str | None], None]
+    ) -> None:
+        from mfa_tui.core.services.caller_check import CallerCheck
+
+        try:
+            verified = CallerCheck(self.app.ctx).status(self.actor, user.username).verified  # type: ignore[attr-defined]
+        except MfaTuiError as error:
+            self.app.call_from_thread(self.app.notify, str(error), severity="error")
+            return
+        self.app.call_from_thread(self._caller_known, user, verified, what, then)
+
+    def _caller_known(
+        self,
+        user: UserView,
+        verified: bool,
+        what: str,
+        then: Callable[[UserView, str | None], None],
+    ) -> None:
+        from mfa_tui.core.kinds import Role
+
+        if verified:
+            then(user, None)
+        elif self.actor.role == Role.ADMIN:
+            from mfa_tui.ui.screens.override_reason import OverrideReasonScreen
+
+            def decided(reason: str | None) -> None:
+                if reason:
+                    then(user, reason)
+
+            self.app.push_screen(OverrideReasonScreen(what), decided)
+        else:
+            self.app.notify(
+                f"Verify the caller first: press v on {user.username}.", severity="error"
+            )
+
+    @work(thread=True, group="user-change")
+    def _create_pass(self, user: UserView, reason: str | None) -> None:
+        from mfa_tui.core.services.access_pass import AccessPasses
+
+        try:
+            issued = AccessPasses(self.app.ctx).create_tap(  # type: ignore[attr-defined]
+                self.actor, user.username, override_reason=reason
+            )
+        except MfaTuiError as error:
+            self.app.call_from_thread(self.app.notify, str(error), severity="error")
+            return
+        use = "once" if issued.single_use else "any number of times"
+        self.app.call_from_thread(
+            self._show_once,
+            f"Temporary access pass for {user.username}: after their password it lets them set up "
+            f"a new factor ({use}, until {issued.expires_at:%H:%M} UTC). Read it to them.",
+            issued.code or "",
+        )
+
+    def _show_once(self, explanation: str, code: str) -> None:
+        from mfa_tui.ui.screens.shown_once import ShownOnceScreen
+
+        self.app.push_screen(ShownOnceScreen(explanation, code))
+
+    def action_invite(self) -> None:
+        from mfa_tui.ui.screens.confirm import ConfirmScreen
+
+        user = self.table.selected_user
+        if user is None:
+            return
+
+        def decided(confirmed: bool | None) -> None:
+            if confirmed:
+                self._invite(user)
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Send {user.username} an enrollment invitation? They set up their factor on "
+                "their own screen; any unfinished setup is discarded.",
+                "Invite",
+            ),
+            decided,
+        )
+
+    @work(thread=True, group="user-change")
+    def _invite(self, user: UserView) -> None:
+        from mfa_tui.core.services.access_pass import AccessPasses
+
+        try:
+            issued = AccessPasses(self.app.ctx).invite(self.actor, user.username)  # type: ignore[attr-defined]
+        except MfaTuiError as error:
+            self.app.call_from_thread(self.app.notify, str(error), severity="error")
+            return
+        self.app.call_from_thread(self.table.load, keep_cursor=True)
+        if issued.code is None:
+            self.app.call_from_thread(
+                self.app.notify, f"Invitation emailed to {user.username} at {issued.sent_to}."
+            )
+            return
+        self.app.call_from_thread(
+            self._show_once,
+            f"Invitation for {user.username} (no email to send it to): give them this code. At "
+            f"the login screen they choose 'I have an invitation' (valid until "
+            f"{issued.expires_at:%Y-%m-%d %H:%M} UTC, once).",
+            issued.code,
         )
 
     def action_unlock(self) -> None:
@@ -222,12 +357,16 @@ class UsersScreen(Screen[None]):
             return
         requests = ResetRequests(self.app.ctx)  # type: ignore[attr-defined]
         if approve:
-            self._confirm_then(
-                "Approve the reset request of {name}? Their factor is removed and they set up a new one at next login.",
-                "Approve",
-                lambda u: requests.approve(self.actor, u.username),
-                "Reset approved for {name}: pending user configuration.",
-            )
+
+            def approve_request(user: UserView, reason: str | None) -> None:
+                self._confirm_then(
+                    "Approve the reset request of {name}? Their factor is removed and they set up a new one at next login.",
+                    "Approve",
+                    lambda u: requests.approve(self.actor, u.username, override_reason=reason),
+                    "Reset approved for {name}: pending user configuration.",
+                )
+
+            self._with_verified_caller("Approve the reset request", approve_request)
         else:
             self._confirm_then(
                 "Deny the reset request of {name}?",
