@@ -17,7 +17,7 @@ import typer
 
 from mfa_tui.core.config import Config
 from mfa_tui.core.errors import InputError, MfaTuiError
-from mfa_tui.core.text import csv_cell, printable
+from mfa_tui.core.text import printable
 
 if TYPE_CHECKING:
     from mfa_tui.core.context import Context
@@ -39,10 +39,12 @@ settings_app = typer.Typer(
 )
 audit_app = typer.Typer(help="Read and check the audit log.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+keys_app = typer.Typer(help="The secret key.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(settings_app, name="settings")
 app.add_typer(audit_app, name="audit")
 app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
 
 
 @dataclass
@@ -377,6 +379,93 @@ def users_unlock(
     typer.echo(f"{printable(name)}: unlocked." if changed else f"{printable(name)} was not locked.")
 
 
+@users_app.command("verify-caller")
+def users_verify_caller(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Username of the caller.")],
+    send: Annotated[
+        bool, typer.Option("--send", help="First send an Email/SMS code or a Duo push.")
+    ] = False,
+    lost: Annotated[
+        bool,
+        typer.Option("--lost", help="The caller lost the factor: send a code to their address."),
+    ] = False,
+    backup_code: Annotated[
+        bool, typer.Option("--backup-code", help="The caller reads one of their backup codes.")
+    ] = False,
+) -> None:
+    """Helpdesk: check the code the caller reads aloud (one line on standard input)."""
+    from mfa_tui.core.services.caller_check import CallerCheck
+
+    if lost and backup_code:
+        _fail("Choose --lost or --backup-code, not both.")
+    check = CallerCheck(_state(ctx).context())
+    actor = _actor()
+    if lost:
+        typer.echo(check.send_lost_code(actor, name), err=True)
+    elif send:
+        sent = check.send_challenge(actor, name)
+        if sent:
+            typer.echo(sent, err=True)
+    method = "lost_code" if lost else "backup_code" if backup_code else "factor"
+    result = check.check(actor, name, _read_stdin_line("the caller's code"), method)
+    if result.state is not None:
+        # A second prompt (a RADIUS Access-Challenge): show it, read the caller's next answer.
+        typer.echo(result.message, err=True)
+        answer = _read_stdin_line("the answer to the second prompt")
+        result = check.check(actor, name, answer, method, state=result.state)
+    if not result.status.verified:
+        _fail(result.message, 1)
+    typer.echo(f"{printable(name)}: {result.message}")
+
+
+tap_app = typer.Typer(help="Temporary access passes: log in once to enroll a new factor.")
+users_app.add_typer(tap_app, name="tap")
+
+
+@tap_app.command("create")
+def users_tap_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Username.")],
+    reason: Annotated[str | None, typer.Option("--reason", help="Why, for the audit log.")] = None,
+) -> None:
+    """Make a pass (printed once) that lets NAME log in without the lost factor, to enroll a new one."""
+    from mfa_tui.core.services.access_pass import AccessPasses
+
+    issued = AccessPasses(_state(ctx).context()).create_tap(_actor(), name, override_reason=reason)
+    use = "single use" if issued.single_use else "reusable"
+    typer.echo(f"Valid until {issued.expires_at:%Y-%m-%d %H:%M} UTC, {use}.", err=True)
+    typer.echo(issued.code)
+
+
+@tap_app.command("revoke")
+def users_tap_revoke(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(help="Username.")]
+) -> None:
+    """Revoke NAME's temporary access pass."""
+    from mfa_tui.core.services.access_pass import AccessPasses
+
+    if not AccessPasses(_state(ctx).context()).revoke_tap(_actor(), name):
+        _fail(f"'{printable(name)}' has no temporary access pass to revoke.")
+    typer.echo(f"{printable(name)}: temporary access pass revoked.")
+
+
+@users_app.command("invite")
+def users_invite(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(help="Username.")]
+) -> None:
+    """Send NAME an enrollment invitation (by email when set up; else the code is printed once)."""
+    from mfa_tui.core.services.access_pass import AccessPasses
+
+    issued = AccessPasses(_state(ctx).context()).invite(_actor(), name)
+    until = f"valid until {issued.expires_at:%Y-%m-%d %H:%M} UTC"
+    if issued.code is None:
+        typer.echo(f"{printable(name)}: invitation emailed to {issued.sent_to}, {until}.")
+        return
+    typer.echo(f"Give this code to {printable(name)} ({until}, single use):", err=True)
+    typer.echo(issued.code)
+
+
 # Settings -----------------------------------------------------------------------------------------
 
 
@@ -460,9 +549,7 @@ def audit_list(
     ] = None,
 ) -> None:
     """The audit log, newest first."""
-    import csv
-
-    from mfa_tui.core.audit import list_events
+    from mfa_tui.core.audit import list_events, write_csv
 
     context = _state(ctx).context()
     if verify:
@@ -493,19 +580,7 @@ def audit_list(
             )
         )
     elif as_csv:
-        writer = csv.writer(sys.stdout)
-        writer.writerow(["seq", "at", "actor", "action", "target", "details"])
-        for e in events:
-            writer.writerow(
-                [
-                    e.seq,
-                    e.at.isoformat(),
-                    csv_cell(e.actor),
-                    csv_cell(e.action),
-                    csv_cell(e.target),
-                    csv_cell(json.dumps(e.details)),
-                ]
-            )
+        write_csv(events, sys.stdout)
     else:
         for e in events:
             details = json.dumps(e.details, ensure_ascii=False) if e.details else ""
@@ -521,30 +596,48 @@ def audit_list(
 @app.command()
 def verify(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Username.")],
+    name: Annotated[
+        str | None, typer.Argument(metavar="NAME", help="Username (not with --pam).")
+    ] = None,
     send: Annotated[bool, typer.Option("--send", help="First send an Email or SMS code.")] = False,
     require: Annotated[
         bool, typer.Option("--require", help="Refuse users who need no second factor.")
     ] = False,
+    pam: Annotated[
+        bool,
+        typer.Option(
+            "--pam",
+            help="Run by pam_exec (expose_authtok): the user is PAM_USER, the code the authtok.",
+        ),
+    ] = False,
 ) -> None:
-    """Check NAME's second factor: reads one line (a code or a backup code) from standard input."""
+    """Check NAME's second factor (PAM_USER's with --pam): reads one line (a code or a backup
+    code) from standard input."""
     from mfa_tui.core.services.mfa import MfaService
 
+    if pam:
+        name, code, actor_name = _pam_request(name, send)
+    elif name is None:
+        _fail("Name the user to check (mfa-tui verify NAME), or run it from PAM with --pam.")
+    else:
+        actor_name = f"{_actor().name}:verify"
     service = MfaService(_state(ctx).context())
     if send:
         # Sends an email/SMS code or a push for the user's factor; for others it sends nothing.
         sent = service.send_challenge(name)
         if sent:
             typer.echo(sent, err=True)
-    code = _read_stdin_line("a code")
-    outcome = service.verify(name, code, actor_name=f"{_actor().name}:verify")
+    if not pam:
+        code = _read_stdin_line("a code")
+    outcome = service.verify(name, code, actor_name=actor_name)
     if outcome.reason == "challenge":
+        if pam:
+            # pam_exec hands over one authtok; it cannot ask the server's second question.
+            _fail("Refused: this factor asks a second question, which PAM cannot pass on.", 1)
         # A second prompt (a RADIUS Access-Challenge): show it, read the next line.
         typer.echo(outcome.message, err=True)
         code = _read_stdin_line("the answer to the second prompt")
-        outcome = service.verify(
-            name, code, actor_name=f"{_actor().name}:verify", state=outcome.state
-        )
+        outcome = service.verify(name, code, actor_name=actor_name, state=outcome.state)
     if outcome.reason == "unavailable":
         # The provider failed, not the user: exit 3 (not counted against them), with the reason.
         _fail(outcome.message, 3)
@@ -559,6 +652,119 @@ def verify(
     typer.echo(outcome.message, err=True)
 
 
+# What pam_exec passes: the authtok is at most PAM_MAX_RESP_SIZE bytes.
+PAM_MAX_RESP_SIZE = 512
+
+
+def _pam_request(name: str | None, send: bool) -> tuple[str, str, str]:
+    """The user, the code and the audit actor for ``verify --pam``.
+
+    pam_exec runs the command with an environment of its own (PAM_USER, PAM_SERVICE, PAM_RHOST,
+    …) and, with expose_authtok, writes the authtok and a NUL byte on standard input, then closes
+    it; a person testing by hand types a line instead. Both end the code."""
+    import os
+
+    if name is not None:
+        _fail("With --pam the user comes from PAM_USER: leave out NAME.")
+    if send:
+        _fail("--send cannot work with --pam: PAM asks for the code before mfa-tui runs.")
+    user = os.environ.get("PAM_USER", "").strip()
+    if not user:
+        _fail(
+            "PAM_USER is not set: --pam is for pam_exec in a PAM stack (see 'Protecting SSH logins')."
+        )
+    code = sys.stdin.readline(PAM_MAX_RESP_SIZE + 2).split("\0", 1)[0].rstrip("\r\n")
+    if not code:
+        _fail("Expected a code on standard input (the PAM authtok), but it was empty.")
+    service = os.environ.get("PAM_SERVICE") or "unknown"
+    rhost = os.environ.get("PAM_RHOST")
+    return user, code, f"pam:{service}@{rhost}" if rhost else f"pam:{service}"
+
+
+@app.command()
+def login(ctx: typer.Context) -> None:
+    """Your own MFA in the console, as the OS account you logged in with: enrollment when it is
+    pending, else Preferences. For SSH ForceCommand or a login shell, through the sudo rule in
+    the README's "Protecting SSH logins"."""
+    from mfa_tui.core.config import service_account
+    from mfa_tui.core.os_identity import terminal_user
+    from mfa_tui.core.services.terminal_login import TerminalLoginService
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        _fail("'mfa-tui login' needs a terminal; with ssh, add -t.")
+    person = terminal_user(service_account())
+    context = _state(ctx).context()
+    start = TerminalLoginService(context).start(person.name, person.via)
+
+    from mfa_tui.ui.login_session import TerminalLoginApp
+
+    TerminalLoginApp(context, start).run()
+
+
+# Browser ------------------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on; loopback unless behind a proxy.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")
+    ] = 8000,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url",
+            help="The address browsers open, e.g. https://mfa.example.com behind a reverse proxy "
+            "(default: http://HOST:PORT). Only pages from it may open a console.",
+        ),
+    ] = None,
+    max_sessions: Annotated[
+        int, typer.Option("--max-sessions", min=1, help="Consoles open at once, at most.")
+    ] = 10,
+    idle_minutes: Annotated[
+        int,
+        typer.Option(
+            "--idle-minutes", min=1, help="End a console after this long without a key or a click."
+        ),
+    ] = 15,
+) -> None:
+    """Serve the console to web browsers: every tab is a session of its own and logs in with its
+    password and second factor, like a terminal."""
+    from mfa_tui.core.services.users import UserService
+    from mfa_tui.serve.server import ConsoleServer, is_loopback, public_url_for
+
+    url = public_url_for(host, port, public_url)
+    state = _state(ctx)
+    # Open (and upgrade) the database once now: a wrong URL or key fails here, not in every tab.
+    has_users = UserService(state.context()).count() > 0
+    state.close()
+    if not has_users:
+        # Or the first browser to arrive would be offered "Create administrator".
+        _fail("This database has no users: create the first administrator with 'init' first.")
+    if not is_loopback(host):
+        typer.echo(
+            f"mfa-tui: warning: serving on {host}, which other machines can reach. The web server "
+            "has no authentication of its own: put it behind TLS and an authenticating reverse "
+            "proxy, and pass the proxy's address as --public-url.",
+            err=True,
+        )
+    server = ConsoleServer(
+        state.config,
+        host=host,
+        port=port,
+        public_url=url,
+        max_sessions=max_sessions,
+        idle_minutes=idle_minutes,
+    )
+    try:
+        server.serve()
+    except OSError as error:  # the address is taken or not this machine's
+        _fail(f"Cannot listen on {host} port {port}: {error.strerror or error}.")
+
+
 # Database -----------------------------------------------------------------------------------------
 
 
@@ -571,6 +777,19 @@ def db_upgrade(ctx: typer.Context) -> None:
     typer.echo(f"The database is at schema {schema.current_revision(context.db.engine)} (newest).")
 
 
+@keys_app.command("rotate")
+def keys_rotate(ctx: typer.Context) -> None:
+    """Re-encrypt every secret under a new key and replace the key file (stop other consoles first)."""
+    from mfa_tui.core import key_rotation
+
+    state = _state(ctx)
+    result = key_rotation.rotate(state.context(), state.config, _actor())
+    typer.echo(
+        f"Rotated the secret key {result.old_key_id} -> {result.new_key_id}: {result.resealed} "
+        f"secret(s) re-encrypted, {state.config.key_file} replaced. Back up the new key file."
+    )
+
+
 @functools.cache
 def _command() -> typer.main._click.Command:
     """Built once per process: typer reads every signature, which costs more than most commands."""
@@ -579,10 +798,20 @@ def _command() -> typer.main._click.Command:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     args = list(sys.argv[1:] if argv is None else argv)
+    if not all(_is_text(arg) for arg in args):
+        # Bytes that are not UTF-8 reach Python as lone surrogates, which no database stores.
+        _print_error("An argument is not valid UTF-8 text; retype it in a UTF-8 terminal.")
+        sys.exit(2)
     debug = "--debug" in args
-    command = _command()
     try:
-        code = command.main(args=args, prog_name="mfa-tui", standalone_mode=False)
+        console = _console_options(args)
+        if console is not None:
+            from mfa_tui.ui.app import run_console
+
+            run_console(Config.resolve(*console))
+            code: object = 0
+        else:
+            code = _command().main(args=args, prog_name="mfa-tui", standalone_mode=False)
     except _Exit as failure:
         _print_error(str(failure))
         sys.exit(failure.code)
@@ -613,6 +842,36 @@ def main(argv: list[str] | None = None) -> NoReturn:
         )
         sys.exit(3)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _console_options(args: list[str]) -> tuple[str | None, str | None] | None:
+    """(--db, --key-file) when ``args`` only open the console, else None (typer parses them).
+
+    The console is what people start most, and building typer's command from every function
+    here takes longer than painting the login screen; only these three options are taken here.
+    """
+    values: dict[str, str | None] = {"--db": None, "--key-file": None}
+    rest = iter(args)
+    for arg in rest:
+        name, equals, value = arg.partition("=")
+        if arg == "--debug":
+            continue
+        if name not in values or values[name] is not None:
+            return None
+        if not equals:
+            value = next(rest, "")
+            if not value or value.startswith("-"):
+                return None  # let typer say what is missing
+        values[name] = value
+    return values["--db"], values["--key-file"]
+
+
+def _is_text(arg: str) -> bool:
+    try:
+        arg.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _is_parser_error(error: Exception) -> bool:
