@@ -1,11 +1,13 @@
 """Opening mfa-tui: the database (upgraded to the current schema) and its secret key.
 
 A missing or wrong key is a clear error, never a silently regenerated key: a key file is only
-created for a database that has never had one.
+created for a database that has never had one. A key rotation that was killed half-way is finished
+or rolled back here, before the key is checked (see ``key_rotation``).
 """
 
 from __future__ import annotations
 
+import base64
 import hmac
 from dataclasses import dataclass, field
 
@@ -23,10 +25,17 @@ from mfa_tui.core.crypto import (
     key_check_value,
     key_id_of,
     read_key_file,
+    side_key_file,
 )
 from mfa_tui.core.db import Database, describe_operational_error, make_engine
 from mfa_tui.core.errors import StorageError
-from mfa_tui.core.models import KeyCheck
+from mfa_tui.core.models import KeyCheck, ServerSetting
+
+# After a key rotation the subkeys keep coming from the database's first key, stored sealed under
+# the current key in this server_settings row (not a setting: ``SettingsStore`` ignores it).
+DERIVATION_ROOT_SETTING = "internal.derivation_root"
+SETTINGS_TABLE = ServerSetting.__tablename__
+SEALED_PREFIX = "enc:"
 
 
 @dataclass
@@ -49,7 +58,7 @@ def open_context(config: Config, clock: Clock | None = None) -> Context:
     database = Database(make_engine(config.database_url))
     try:
         schema.upgrade(database)
-        box = SecretBox(_load_key(database, config, clock or SystemClock()))
+        box = _open_box(database, _load_key(database, config, clock or SystemClock()))
     except OperationalError as error:  # e.g. the server is down: one sentence, not a traceback
         database.dispose()
         raise StorageError(describe_operational_error(error)) from error
@@ -59,9 +68,35 @@ def open_context(config: Config, clock: Clock | None = None) -> Context:
     return Context(db=database, box=box, clock=clock or SystemClock())
 
 
+def key_matches(checks: list[KeyCheck], key: bytes) -> bool:
+    return any(
+        check.key_id == key_id_of(key)
+        and hmac.compare_digest(check.check_value, key_check_value(key))
+        for check in checks
+    )
+
+
+def _open_box(database: Database, key: bytes) -> SecretBox:
+    with database.read() as session:
+        root = session.get(ServerSetting, DERIVATION_ROOT_SETTING)
+    if root is None:
+        return SecretBox(key)
+    envelope = base64.b64decode(root.value.removeprefix(SEALED_PREFIX))
+    return SecretBox(
+        key,
+        derivation_root=SecretBox(key).decrypt(
+            envelope, table=SETTINGS_TABLE, row_id=DERIVATION_ROOT_SETTING, field="value"
+        ),
+    )
+
+
 def _load_key(database: Database, config: Config, clock: Clock) -> bytes:
     with database.read() as session:
-        checks = session.exec(select(KeyCheck)).all()
+        checks = list(session.exec(select(KeyCheck)).all())
+    if not config.secret_key_text and checks and side_key_file(config.key_file).exists():
+        from mfa_tui.core.key_rotation import finish_interrupted_rotation
+
+        finish_interrupted_rotation(config.key_file, checks)
     if config.secret_key_text:
         key = decode_key(config.secret_key_text, SECRET_KEY_ENV_VAR)
         source = SECRET_KEY_ENV_VAR
@@ -85,11 +120,8 @@ def _load_key(database: Database, config: Config, clock: Clock) -> bytes:
                 )
             )
         return key
-    for check in checks:
-        if check.key_id == key_id_of(key) and hmac.compare_digest(
-            check.check_value, key_check_value(key)
-        ):
-            return key
+    if key_matches(checks, key):
+        return key
     raise StorageError(
         f"The secret key from {source} (id {key_id_of(key)}) does not match this database "
         f"(it expects key {checks[0].key_id}); use the key the database was created with."

@@ -74,6 +74,12 @@ def read_key_file(path: Path) -> bytes:
 def create_key_file(path: Path) -> bytes:
     """Write a new random key, readable by its owner only. Never overwrites an existing file."""
     key = new_key()
+    write_key_file(path, key)
+    return key
+
+
+def write_key_file(path: Path, key: bytes) -> None:
+    """Create ``path`` (mode 0600, never over an existing file) holding ``key``, synced to disk."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -83,15 +89,36 @@ def create_key_file(path: Path) -> bytes:
         raise StorageError(f"Cannot create the key file {path}: {error.strerror}.") from error
     with os.fdopen(descriptor, "w", encoding="ascii") as handle:
         handle.write(encode_key(key) + "\n")
-    return key
+        handle.flush()
+        os.fsync(handle.fileno())
+    sync_directory(path.parent)
+
+
+def side_key_file(key_file: Path) -> Path:
+    """Where ``keys rotate`` writes the next key before the database switches to it."""
+    return key_file.with_name(key_file.name + ".new")
+
+
+def sync_directory(path: Path) -> None:
+    """Make a file created or renamed in ``path`` survive a power cut (POSIX: fsync the folder)."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 @dataclass(frozen=True)
 class SecretBox:
-    """Encrypts and decrypts field values with the current key; older keys decrypt during rotation."""
+    """Encrypts and decrypts field values with the current key; older keys decrypt during rotation.
+
+    ``derivation_root`` keys the subkeys (code hashes, the audit chain): the database's first key,
+    kept sealed in the database after a rotation (see ``key_rotation``); ``None`` means ``key``.
+    """
 
     key: bytes
     older_keys: tuple[bytes, ...] = ()
+    derivation_root: bytes | None = None
 
     @property
     def key_id(self) -> str:
@@ -137,7 +164,8 @@ class SecretBox:
 
     def derive(self, purpose: str) -> bytes:
         """A subkey for one purpose (the audit chain, code hashes), so no key serves two roles."""
-        return hmac.new(self.key, f"mfa-tui subkey {purpose}".encode(), hashlib.sha256).digest()
+        root = self.key if self.derivation_root is None else self.derivation_root
+        return hmac.new(root, f"mfa-tui subkey {purpose}".encode(), hashlib.sha256).digest()
 
 
 def _associated_data(table: str, row_id: object, field: str) -> bytes:

@@ -12,8 +12,6 @@ over, which takes most of a minute on two cores.
 from __future__ import annotations
 
 import base64
-import multiprocessing
-import queue
 from datetime import UTC, datetime
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
@@ -31,6 +29,7 @@ from mfa_tui.core.context import Context, open_context
 from mfa_tui.core.services.mfa import MfaService
 from mfa_tui.core.services.settings_store import SettingsStore
 from mfa_tui.core.services.users import UserService
+from tests.helpers.processes import run_at_once
 
 PROCESSES = 20
 
@@ -90,35 +89,15 @@ def test_the_same_code_from_twenty_processes_is_accepted_once(
     moment = clock.now().timestamp()
     code = otp.code_at(secret, moment, params)
 
-    processes = multiprocessing.get_context("forkserver")
-    processes.set_forkserver_preload([__name__])
-    barrier = processes.Barrier(PROCESSES)
-    results = processes.Queue()
-    children = [
-        processes.Process(
-            target=verify_in_child,
-            args=(config.database_url, str(config.key_file), moment, code, barrier, results),
-        )
-        for _ in range(PROCESSES)
-    ]
-    for child in children:
-        child.start()
-    outcomes = []
-    try:
-        for _ in range(PROCESSES):
-            outcomes.append(results.get(timeout=90))
-    except queue.Empty:
-        pytest.fail(f"only {len(outcomes)} of {PROCESSES} processes answered: {outcomes}")
-    finally:
-        for child in children:
-            child.join(30)
-            if child.is_alive():
-                child.kill()
+    outcomes = run_at_once(
+        __name__,
+        verify_in_child,
+        [(config.database_url, str(config.key_file), moment, code)] * PROCESSES,
+    )
 
     assert [o for o in outcomes if o[0] == "error"] == []
     assert outcomes.count(("accepted", "totp")) == 1
     assert outcomes.count(("wrong_code", None)) == PROCESSES - 1
-    assert all(child.exitcode == 0 for child in children)
     with ctx.db.read() as session:
         accepted = [e for e in list_events(session) if e.action == "verify.accepted"]
         assert ctx.audit.verify(session).ok  # 20 concurrent appends, one unbroken chain
