@@ -8,20 +8,21 @@ PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so two writers never fork the chain.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import hmac
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from mfa_tui.core.crypto import SecretBox
 from mfa_tui.core.models import GENESIS_HASH, AuditEvent, AuditHead
-from mfa_tui.core.text import escape_like
+from mfa_tui.core.text import csv_cell, escape_like
 
 
 @dataclass(frozen=True)
@@ -190,3 +191,20 @@ def list_events(
         AuditRecord(e.seq, e.at, e.actor, e.action, e.target, json.loads(e.details))
         for e in session.exec(query).all()
     ]
+
+
+def write_csv(events: Iterable[AuditRecord], out: TextIO) -> None:
+    """Events as CSV with a header, every text cell safe to open in a spreadsheet."""
+    writer = csv.writer(out)
+    writer.writerow(["seq", "at", "actor", "action", "target", "details"])
+    for e in events:
+        writer.writerow(
+            [
+                e.seq,
+                e.at.isoformat(),
+                csv_cell(e.actor),
+                csv_cell(e.action),
+                csv_cell(e.target),
+                csv_cell(json.dumps(e.details)),
+            ]
+        )

@@ -5,17 +5,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from textual import work
+from textual import events, on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
 from mfa_tui.core.access import Actor
+from mfa_tui.core.clock import SystemClock
 from mfa_tui.core.errors import MfaTuiError
 from mfa_tui.core.kinds import Role
+from mfa_tui.ui.downloads import DOWNLOAD
 from mfa_tui.ui.resources import stylesheet
 
 if TYPE_CHECKING:  # the database layer is imported by the worker that opens it, after first paint
@@ -23,6 +25,15 @@ if TYPE_CHECKING:  # the database layer is imported by the worker that opens it,
     from mfa_tui.core.config import Config
     from mfa_tui.core.context import Context
     from mfa_tui.core.services.users import UserView
+
+# What keeps a session from timing out: a person's keys, clicks, scrolls and pastes.
+ACTIVITY = (
+    events.Key,
+    events.MouseDown,
+    events.MouseScrollDown,
+    events.MouseScrollUp,
+    events.Paste,
+)
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,8 @@ class MfaTuiApp(App[None]):
     TITLE = "mfa-tui"
     CSS_PATH = stylesheet()
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True)]
+    # How often, in real seconds, the idle timeout is checked against the clock.
+    IDLE_CHECK_SECONDS = 5.0
 
     def __init__(
         self,
@@ -56,11 +69,16 @@ class MfaTuiApp(App[None]):
         *,
         context: Context | None = None,
         clock: Clock | None = None,
+        idle_timeout: timedelta | None = None,
     ) -> None:
         super().__init__()
         self.config = config
         self._service_context = context
         self._clock = clock
+        # A browser tab's session (mfa-tui serve) ends after this long without a key or a click.
+        self.idle_timeout = idle_timeout
+        self._idle_clock = clock or SystemClock()
+        self._last_input = self._idle_clock.now()
         self._database_opened = threading.Event()
         self._database_problem: str | None = None
         self.signed_in: SignedIn | None = None
@@ -77,6 +95,37 @@ class MfaTuiApp(App[None]):
 
         self.push_screen(LoginScreen())
         self._open_database()
+        if self.idle_timeout is not None:
+            self.set_interval(self.IDLE_CHECK_SECONDS, self.end_idle_session)
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, ACTIVITY):
+            self._last_input = self._idle_clock.now()
+        await super().on_event(event)
+
+    def end_idle_session(self) -> None:
+        """End the session, and with it a browser tab's process, once it has been idle too long."""
+        if (
+            self.idle_timeout is None
+            or self._idle_clock.now() - self._last_input < self.idle_timeout
+        ):
+            return
+        minutes = round(self.idle_timeout.total_seconds() / 60)
+        self.signed_in = None
+        self.exit(
+            message=f"Session ended after {minutes} minutes without a key press or a click; "
+            "log in again to go on."
+        )
+
+    @on(events.DeliveryComplete)
+    def _downloaded(self, event: events.DeliveryComplete) -> None:
+        if event.name == DOWNLOAD:
+            self.notify(f"Saved {event.path}." if event.path else "Download complete.")
+
+    @on(events.DeliveryFailed)
+    def _not_downloaded(self, event: events.DeliveryFailed) -> None:
+        if event.name == DOWNLOAD:
+            self.notify(f"The file was not saved: {event.exception}", severity="error")
 
     def wait_for_database(self, timeout: float = 60.0) -> Context:
         """From a worker thread: the opened context, or the reason it could not be opened."""

@@ -1,7 +1,8 @@
-"""Logs: the audit log, newest first, filterable, with an integrity check."""
+"""Logs: the audit log, newest first, filterable, with an integrity check and a CSV download."""
 
 from __future__ import annotations
 
+import io
 import json
 
 from textual import on, work
@@ -11,9 +12,10 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from mfa_tui.core.audit import AuditRecord, list_events
+from mfa_tui.core.audit import AuditRecord, list_events, write_csv
 from mfa_tui.core.errors import MfaTuiError
 from mfa_tui.ui.display import plain
+from mfa_tui.ui.downloads import offer_download
 
 PAGE = 500
 
@@ -26,6 +28,7 @@ class AuditLogScreen(Screen[None]):
         Binding("escape", "back", "Back"),
         Binding("slash", "filter", "Filter"),
         Binding("v", "verify", "Check integrity"),
+        Binding("d", "download", "Download CSV"),
     ]
 
     def __init__(self) -> None:
@@ -74,6 +77,11 @@ class AuditLogScreen(Screen[None]):
             self._debounce.stop()
         self._debounce = self.set_timer(0.2, lambda: self._load(event.value.strip()))
 
+    @on(Input.Submitted, "#audit-filter")
+    def _filter_done(self) -> None:
+        # As on the users screen: Enter takes the keys back to the table (v, d, Escape).
+        self.query_one("#audit-events", DataTable).focus()
+
     def action_filter(self) -> None:
         self.query_one("#audit-filter", Input).focus()
 
@@ -94,6 +102,24 @@ class AuditLogScreen(Screen[None]):
                 "error",
             )
         self.app.call_from_thread(self.app.notify, message, severity=severity)
+
+    def action_download(self) -> None:
+        self._download(self.query_one("#audit-filter", Input).value.strip())
+
+    @work(thread=True, exclusive=True, group="audit-download")
+    def _download(self, text: str) -> None:
+        """Every event the filter matches, not only the newest shown, as the CLI's --csv."""
+        ctx = self.app.ctx  # type: ignore[attr-defined]
+        try:
+            with ctx.db.read() as session:
+                events = list_events(session, text=text or None)
+        except MfaTuiError as error:
+            self.app.call_from_thread(self.app.notify, str(error), severity="error")
+            return
+        out = io.StringIO()
+        write_csv(events, out)
+        filename = f"mfa-tui-audit-log-{ctx.clock.now():%Y%m%d-%H%M%S}.csv"
+        self.app.call_from_thread(offer_download, self.app, out.getvalue(), filename, "text/csv")
 
     def action_back(self) -> None:
         self.app.pop_screen()
