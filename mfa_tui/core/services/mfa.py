@@ -483,7 +483,8 @@ class MfaService:
                 method = "backup_code"
             if method is not None:
                 lockout.record_success(session, user.id)
-                left = _unused_backup_codes(session, user.id)
+                # Counted only when one was used up: the person is told how many remain.
+                left = _unused_backup_codes(session, user.id) if method == "backup_code" else None
                 self.ctx.audit.append(
                     session,
                     AuditEntry(actor, "verify.accepted", user.username, {"method": method}),
