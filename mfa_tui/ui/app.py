@@ -60,6 +60,8 @@ class MfaTuiApp(App[None]):
     TITLE = "mfa-tui"
     CSS_PATH = stylesheet()
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True)]
+    # A temporary access pass may stand in for the second factor after the password (login.py).
+    ACCESS_PASS_AT_LOGIN = True
     # How often, in real seconds, the idle timeout is checked against the clock.
     IDLE_CHECK_SECONDS = 5.0
 

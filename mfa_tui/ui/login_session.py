@@ -30,6 +30,9 @@ WITHOUT_PROOF = ("terminal", "enrollment")
 
 
 class TerminalLoginApp(MfaTuiApp):
+    # SSH took the place of the password: a pass must not stand in for the factor as well.
+    ACCESS_PASS_AT_LOGIN = False
+
     def __init__(self, context: Context, login: TerminalLogin) -> None:
         super().__init__(context=context)
         self.login = login

@@ -17,7 +17,7 @@ from mfa_tui.core.access import Actor
 from mfa_tui.core.clock import FixedClock
 from mfa_tui.core.context import Context
 from mfa_tui.core.models import MfaStatus
-from mfa_tui.core.services.mfa import MfaService
+from mfa_tui.core.services.mfa import FACTOR_METHODS, MfaService
 from mfa_tui.core.services.settings_store import SettingsStore
 from mfa_tui.core.services.users import UserView
 from tests.helpers.smtp_server import SmtpServer, free_port
@@ -313,3 +313,43 @@ async def test_email_me_a_code_logs_in_a_totp_user_and_is_offered_only_when_on(
         await enter_code(pilot, smtp.last_code_to(ALICE))
         await on_screen(pilot, "PreferencesScreen")
     assert credentials(ctx, "alice") == [("totp", "active")]  # the factor itself is unchanged
+
+
+async def test_an_emailed_code_signs_in_but_never_proves_the_factor(
+    ctx: Context, clock: FixedClock, smtp: SmtpServer
+) -> None:
+    """Step-up and the way into a new enrollment need the working factor, not the mailbox."""
+    SettingsStore(ctx).set_many(Actor.cli(), {**smtp.settings(), "alternate.email": "true"})
+    add_user(ctx, "alice", email=ALICE)
+    enroll_totp(ctx, clock, "alice")
+    async with console(ctx, clock) as pilot:
+        await log_in(pilot, "alice", PASSWORD)
+        await on_screen(pilot, "SecondFactorScreen")
+        await click(pilot, "#email-code")
+        await wait_until(pilot, lambda: len(smtp.messages) == 1, "the code to be sent")
+        await enter_code(pilot, smtp.last_code_to(ALICE))
+        await on_screen(pilot, "PreferencesScreen")
+        clock.advance(minutes=6)  # the login's proof is too old for a change
+        await click(pilot, "#reconfigure")
+        await on_screen(pilot, "StepUpScreen")
+        step_up = pilot.app.screen
+        assert not step_up.query_one("#email-code", Button).display
+        assert not step_up.query_one("#access-pass", Button).display
+    # The core refuses it too, whatever screen asks.
+    service = MfaService(ctx)
+    clock.advance(seconds=61)
+    service.send_email_code("alice")
+    code = smtp.wait_for(2)[1].code
+    assert service.verify("alice", code, methods=FACTOR_METHODS).reason == "wrong_code"
+
+    # A new factor set up later by staff ("configure later") asks for the current one first.
+    MfaService(ctx).set_type(Actor.cli(), "alice", "totp", configure_later=True)
+    clock.advance(seconds=61)
+    async with console(ctx, clock) as pilot:
+        await log_in(pilot, "alice", PASSWORD)
+        await on_screen(pilot, "SecondFactorScreen")
+        await click(pilot, "#email-code")
+        await wait_until(pilot, lambda: len(smtp.messages) == 3, "the code to be sent")
+        await enter_code(pilot, smtp.last_code_to(ALICE))
+        assert screen_name(pilot) == "SecondFactorScreen"
+        assert "enter a code from your current one" in static_text(pilot, "#second-factor-message")

@@ -126,6 +126,8 @@ async def test_staff_reach_administration_only_by_proving_their_factor(
     totp = configure_totp(ctx, clock, "root")
     async with terminal_login(ctx, "root") as pilot:
         await on_screen(pilot, SecondFactorScreen)
+        # SSH stood in for the password: a temporary access pass may not stand in for the factor.
+        assert not pilot.app.screen.query_one("#access-pass").display
         await enter_code(pilot, wrong_code(totp, clock))
         await until(pilot, lambda: audit_events(ctx, "verify.refused"), "the refusal")
         assert type(pilot.app.screen) is SecondFactorScreen

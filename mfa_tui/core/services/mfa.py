@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, text, update
 from sqlmodel import Session, col, select
 
 from mfa_tui.core import backup_codes, lockout, validation
@@ -46,6 +46,9 @@ from mfa_tui.core.settings import Settings
 EMAIL_CODE_PURPOSE = "alternate-login"
 # What ``verify`` accepts at a login: the user's factor, a backup code, an "Email code".
 LOGIN_METHODS = frozenset({"factor", "backup_code", "email_code"})
+# What proves the working factor (step-up, or before enrolling a new one): never an emailed code,
+# which proves only the mailbox.
+FACTOR_METHODS = frozenset({"factor", "backup_code"})
 
 
 @dataclass(frozen=True)
@@ -195,8 +198,14 @@ class MfaService:
         factor = factor_for(name)
         env = self._env(settings)
         with refusals_audited(self.ctx, actor), self.ctx.db.write() as session:
+            self.ctx.require_current_key(session)
             user = require_user(session, username)
             self._authorize_enrollment(actor, user, session)
+            # One enrollment begins at a time per user: two at once on PostgreSQL would both delete
+            # nothing, then both insert a verifying credential (a unique-index violation). Not a row
+            # lock on the user: activation locks the credential, then the user (a deadlock).
+            if session.get_bind().dialect.name == "postgresql":
+                session.execute(text("SELECT pg_advisory_xact_lock(7, :id)"), {"id": user.id})
             _delete_credentials(session, user, states=(CredentialState.VERIFYING,))
             credential, start = factor.new_credential(
                 env, credential_id=secrets.token_hex(16), user=user
@@ -229,6 +238,7 @@ class MfaService:
         if proof is None:
             return False
         with self.ctx.db.write() as session:
+            self.ctx.require_current_key(session)
             values: dict[str, object] = {"verified_at": env.now}
             condition = col(MfaCredential.state) == CredentialState.VERIFYING
             if proof.counter is not None:

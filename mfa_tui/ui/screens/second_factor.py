@@ -12,13 +12,20 @@ from textual.widgets import Button, Footer, Header, Input, Label, Static
 from mfa_tui.core.errors import MfaTuiError
 from mfa_tui.core.factors import factor_for
 from mfa_tui.core.services.auth import AuthService
-from mfa_tui.core.services.mfa import MfaService, VerifyOutcome, email_code_offered
+from mfa_tui.core.services.mfa import (
+    LOGIN_METHODS,
+    MfaService,
+    VerifyOutcome,
+    email_code_offered,
+)
 from mfa_tui.core.services.settings_store import SettingsStore
 from mfa_tui.core.services.users import UserView
 from mfa_tui.ui.display import plain
 
 
 class SecondFactorScreen(Screen[None]):
+    # What may stand in for the factor here (MfaService.verify's ``methods``).
+    METHODS = LOGIN_METHODS
     DEFAULT_CSS = """
     SecondFactorScreen #second-factor-form {
         width: 56;
@@ -66,12 +73,16 @@ class SecondFactorScreen(Screen[None]):
         self.query_one("#code", Input).focus()
         settings = SettingsStore(self.app.ctx).load()  # type: ignore[attr-defined]
         self.query_one("#use-backup-code", Button).display = settings.backup_codes_enabled
-        self.query_one("#email-code", Button).display = email_code_offered(
-            settings, self.user.email, self.mfa_type
+        self.query_one("#email-code", Button).display = "email_code" in self.METHODS and (
+            email_code_offered(settings, self.user.email, self.mfa_type)
         )
-        # A pass stands in for the factor only at login, on the way to enrolling a new one: never
-        # for a step-up inside a session.
-        self.query_one("#access-pass", Button).display = self.app.signed_in is None  # type: ignore[attr-defined]
+        # A pass stands in for the factor only at a login that asked for the password, on the way
+        # to enrolling a new one: never for a step-up inside a session, nor where SSH took the
+        # place of the password (``mfa-tui login``).
+        self.query_one("#access-pass", Button).display = (
+            self.app.signed_in is None  # type: ignore[attr-defined]
+            and self.app.ACCESS_PASS_AT_LOGIN  # type: ignore[attr-defined]
+        )
         self._send_challenge()
 
     @work(thread=True, exclusive=True, group="challenge")
@@ -159,7 +170,9 @@ class SecondFactorScreen(Screen[None]):
     @work(thread=True, exclusive=True)
     def _check(self, code: str, state: str | None = None) -> None:
         try:
-            outcome = MfaService(self.app.ctx).verify(self.user.username, code, state=state)  # type: ignore[attr-defined]
+            outcome = MfaService(self.app.ctx).verify(  # type: ignore[attr-defined]
+                self.user.username, code, state=state, methods=self.METHODS
+            )
         except MfaTuiError as error:
             outcome = VerifyOutcome(False, "error")
             self.app.call_from_thread(self._say, str(error))
@@ -190,6 +203,13 @@ class SecondFactorScreen(Screen[None]):
         """At login: enroll a pending new factor now that the working one is proven, or carry on."""
         step = AuthService(self.app.ctx).after_second_factor(self.user.id)  # type: ignore[attr-defined]
         method = outcome.method or self.mfa_type
+        if step.kind == "enroll" and method == "email_code":
+            # An emailed code proves the mailbox, not the factor a new one would replace.
+            self._set_mode("factor")
+            self._say(
+                "To set up your new factor, enter a code from your current one (or a backup code)."
+            )
+            return
         if step.kind == "enroll":
             from mfa_tui.ui.screens.enrollment import EnrollmentScreen
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.binding import Binding
 
-from mfa_tui.core.services.mfa import VerifyOutcome
+from mfa_tui.core.services.mfa import FACTOR_METHODS, VerifyOutcome
 from mfa_tui.ui.screens.second_factor import SecondFactorScreen
 
 
@@ -12,6 +12,8 @@ class StepUpScreen(SecondFactorScreen):
     """The second-factor prompt, answering the screen that asked instead of starting a session."""
 
     BINDINGS = [Binding("escape", "back", "Cancel")]
+    # Changing one's own factor needs that factor (or a backup code), not the mailbox.
+    METHODS = FACTOR_METHODS
 
     def on_mount(self) -> None:
         super().on_mount()
