@@ -21,7 +21,7 @@ from mfa_tui.core.services.auth import AuthService
 from mfa_tui.core.services.caller_check import CallerCheck
 from mfa_tui.core.services.mfa import MfaService
 from mfa_tui.core.services.settings_store import SettingsStore
-from mfa_tui.core.services.users import UserService
+from mfa_tui.core.services.users import GeneralFields, UserService
 from tests.helpers.smtp_server import SmtpServer
 from tests.ui.conftest import (
     PASSWORD,
@@ -332,3 +332,42 @@ def test_no_invitation_for_a_working_factor_or_no_type(
     with pytest.raises(InputError, match="temporary access pass"):
         AccessPasses(ctx).invite(helpdesk, "bob")
     assert AuthService(ctx).check_password("bob", PASSWORD).reason == "ok"
+
+
+def test_guessing_without_a_live_pass_locks_nobody_out(
+    ctx: Context, clock: FixedClock, agents: tuple[Actor, Actor]
+) -> None:
+    """The invitation screen is open before login: wrong codes for an account that has no live
+    invitation or pass must not use up its owner's lockout budget."""
+    add_user(ctx, "root2", role="admin")
+    totp = pyotp.TOTP(enroll_totp(ctx, clock, "root2"))
+    passes = AccessPasses(ctx)
+    for _ in range(10):
+        with pytest.raises(Refused):
+            passes.redeem_invitation("root2", "AAAA-BBBB-CCCC-DDDD", NEW_PASSWORD)
+        with pytest.raises(Refused):
+            passes.redeem_tap(UserService(ctx).get("root2").id, "AAAA-BBBB-CCCC-DDDD")
+    assert not UserService(ctx).get("root2").locked
+    assert MfaService(ctx).verify("root2", totp.at(clock.now())).accepted
+    assert AuthService(ctx).check_password("root2", PASSWORD).reason == "ok"  # untouched
+
+
+def test_an_invitation_ends_when_a_factor_is_set_up_or_the_role_changes(
+    ctx: Context, clock: FixedClock, agents: tuple[Actor, Actor]
+) -> None:
+    helpdesk, _ = agents
+    for name in ("fay", "gus"):
+        UserService(ctx).create(Actor.cli(), name, mfa_type="totp")
+    fay_code = AccessPasses(ctx).invite(helpdesk, "fay").code
+    gus_code = AccessPasses(ctx).invite(helpdesk, "gus").code
+    assert fay_code is not None and gus_code is not None
+
+    enroll_totp(ctx, clock, "fay")  # set up another way (staff configured it now)
+    with pytest.raises(Refused):
+        AccessPasses(ctx).redeem_invitation("fay", fay_code, NEW_PASSWORD)
+    assert AuthService(ctx).check_password("fay", NEW_PASSWORD).reason != "ok"
+
+    gus = UserService(ctx).get("gus")
+    UserService(ctx).update_general(Actor.cli(), gus.id, gus.version, GeneralFields(role="admin"))
+    with pytest.raises(Refused):
+        AccessPasses(ctx).redeem_invitation("gus", gus_code, NEW_PASSWORD)

@@ -226,11 +226,13 @@ class AccessPasses:
     def redeem_invitation(self, username: str, code: str, new_password: str) -> Redeemed:
         """Set the password and go into enrollment; a wrong code counts toward the lockout."""
         passwords.check_password_strength(new_password, username)
+        # Slow, so outside the write lock — and before the lookup, so that an unknown username
+        # takes as long to refuse as a known one (no telling which accounts exist).
+        password_hash = passwords.hash_password(new_password)
         with self.ctx.db.read() as session:
             user = find_user(session, username)
         if user is None or not user.enabled:
             raise Refused(WRONG)
-        password_hash = passwords.hash_password(new_password)  # slow: outside the write lock
         user = self._redeem(user.id, INVITATION, code, password_hash=password_hash)  # type: ignore[arg-type]
         mfa_type = effective_mfa(user.mfa_type, user.mfa_status, self.settings.load())[0]
         return Redeemed(self._view(user), mfa_type)
@@ -244,7 +246,15 @@ class AccessPasses:
         settings = self.settings.load()
         with self.ctx.db.read() as session:
             user = session.get(User, user_id)
+            has_live_pass = session.exec(
+                select(AccessPass.id).where(*_live(user_id, kind, now))
+            ).first()
         if user is None or not user.enabled:
+            raise Refused(WRONG)
+        if has_live_pass is None:
+            # Nothing to guess: the attempt must not use up the account's lockout budget, or anyone
+            # who knows a username could lock its owner out from the login screen.
+            self._audit(user, f"{kind}.refused", {"reason": "none_live"}, now)
             raise Refused(WRONG)
         if not lockout.reserve_attempt(self.ctx.db, user_id, settings, now):
             self._audit(user, f"{kind}.refused", {"reason": "locked"}, now)
@@ -262,6 +272,14 @@ class AccessPasses:
                 ).rowcount  # type: ignore[attr-defined]
                 == 1
             )
+            if consumed and kind == INVITATION and _has_active(session, user):
+                # Set up in the meantime: an invitation must not replace a working factor or
+                # its owner's password (it is revoked when a factor is activated; belt and braces).
+                # Raising rolls the consumption back with the rest of the transaction.
+                raise Refused(
+                    "This invitation is no longer valid: the account already has a working "
+                    "second factor. Log in as usual."
+                )
             if consumed:
                 lockout.record_success(session, user_id)
                 if password_hash is not None:
@@ -346,6 +364,14 @@ def _live(user_id: int, kind: str, now: datetime) -> tuple[object, ...]:
         col(AccessPass.revoked_at).is_(None),
         col(AccessPass.expires_at) > now,
         or_(col(AccessPass.single_use).is_(False), col(AccessPass.used_at).is_(None)),
+    )
+
+
+def revoke_invitations(session: Session, user_id: int, now: datetime) -> None:
+    """Inside the caller's transaction, when an invitation no longer fits the account: a factor
+    was activated, or the role or password changed after it was sent."""
+    session.execute(
+        update(AccessPass).where(*_live(user_id, INVITATION, now)).values(revoked_at=now)
     )
 
 

@@ -340,6 +340,10 @@ class MfaService:
             .values(state=CredentialState.ACTIVE)
         )
         _set_user_mfa(session, user, credential.type, MfaStatus.CONFIGURED, now)
+        # Imported here: the invitations module brings SMTP, which verify never needs.
+        from mfa_tui.core.services.access_pass import revoke_invitations
+
+        revoke_invitations(session, user.id, now)  # type: ignore[arg-type]
         self._audit(
             session,
             actor,

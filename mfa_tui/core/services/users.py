@@ -298,6 +298,11 @@ class UserService:
         if "role" in changes or "enabled" in changes:
             authorize(actor, Action.MANAGE_ACCOUNTS, user)
             self._keep_an_admin(session, user, changes)
+        if "role" in changes:
+            # An invitation was sent for the account as it was; staff send a new one if wanted.
+            from mfa_tui.core.services.access_pass import revoke_invitations
+
+            revoke_invitations(session, user.id, now)  # type: ignore[arg-type]
         if not changes:
             return
         before = _public_fields(user)
