@@ -4,7 +4,7 @@
     python benchmarks/bench_cold_start.py mfa --db URL --key-file PATH
 
 ``bare`` is a Textual app with a Header, an Input and a Footer that exits after its first paint.
-``mfa`` starts mfa-tui the way the ``mfa-tui`` command does: it imports ``mfa_tui.cli.main`` (all
+``mfa`` starts mfa-tui the way the ``mfa-tui`` command does: it imports ``mfa_tui.entry.main`` (all
 the console script imports) and calls it with ``--db`` and ``--key-file``; the CLI then builds
 ``MfaTuiApp(Config(...))`` through ``run_console``, which is swapped for the same call with
 ``headless=True``. The LoginScreen is swapped for a subclass that exits the app once it is the
@@ -38,11 +38,11 @@ def bare() -> None:
 
 
 def mfa(arguments: list[str]) -> None:
-    # The console script imports mfa_tui.cli; the real start imports the other three anyway
-    # before the login screen is painted.
+    # The console script imports mfa_tui.entry, then mfa_tui.cli; the real start imports the
+    # other three anyway before the login screen is painted.
     import mfa_tui.ui.app as console
-    from mfa_tui.cli import main
     from mfa_tui.core.config import Config
+    from mfa_tui.entry import main
     from mfa_tui.ui.screens import login
 
     class PaintedLoginScreen(login.LoginScreen):
@@ -85,7 +85,7 @@ if __name__ == "__main__":
         if sys.argv[1:2] == ["bare"]:
             bare()
         elif sys.argv[1:2] == ["mfa"]:
-            mfa(sys.argv[2:])  # mfa_tui.cli.main ends with sys.exit
+            mfa(sys.argv[2:])  # mfa_tui.entry.main ends with sys.exit
         else:
             sys.exit("usage: bench_cold_start.py bare | mfa --db URL --key-file PATH")
     finally:

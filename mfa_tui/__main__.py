@@ -1,3 +1,3 @@
-from mfa_tui.cli import main
+from mfa_tui.entry import main
 
 main()

@@ -18,6 +18,9 @@ import typer
 from mfa_tui.core.config import Config
 from mfa_tui.core.errors import InputError, MfaTuiError
 from mfa_tui.core.text import printable
+from mfa_tui.verify_protocol import CommandFailed as _Exit
+from mfa_tui.verify_protocol import answer_for, pam_request
+from mfa_tui.verify_protocol import read_stdin_line as _read_stdin_line
 
 if TYPE_CHECKING:
     from mfa_tui.core.context import Context
@@ -78,19 +81,6 @@ def _actor():  # type: ignore[no-untyped-def]
 
 def _fail(message: str, code: int = 2) -> NoReturn:
     raise _Exit(message, code)
-
-
-class _Exit(Exception):
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _read_stdin_line(what: str) -> str:
-    line = sys.stdin.readline()
-    if not line:
-        _fail(f"Expected {what} on standard input, but it was empty.")
-    return line.rstrip("\r\n")
 
 
 def _read_password(password_stdin: bool, username: str) -> str:
@@ -616,7 +606,7 @@ def verify(
     from mfa_tui.core.services.mfa import MfaService
 
     if pam:
-        name, code, actor_name = _pam_request(name, send)
+        name, code, actor_name = pam_request(name, send)
     elif name is None:
         _fail("Name the user to check (mfa-tui verify NAME), or run it from PAM with --pam.")
     else:
@@ -629,56 +619,45 @@ def verify(
             typer.echo(sent, err=True)
     if not pam:
         code = _read_stdin_line("a code")
-    outcome = service.verify(name, code, actor_name=actor_name)
-    if outcome.reason == "challenge":
-        if pam:
-            # pam_exec hands over one authtok; it cannot ask the server's second question.
-            _fail("Refused: this factor asks a second question, which PAM cannot pass on.", 1)
+    answer = answer_for(service.verify(name, code, actor_name=actor_name), require=require, pam=pam)
+    if answer.asks_again:
         # A second prompt (a RADIUS Access-Challenge): show it, read the next line.
-        typer.echo(outcome.message, err=True)
+        typer.echo(answer.message, err=True)
         code = _read_stdin_line("the answer to the second prompt")
-        outcome = service.verify(name, code, actor_name=actor_name, state=outcome.state)
-    if outcome.reason == "unavailable":
-        # The provider failed, not the user: exit 3 (not counted against them), with the reason.
-        _fail(outcome.message, 3)
-    if outcome.reason == "not_required":
-        if require:
-            _fail("Refused: a second factor is required but this user has none.", 1)
-        typer.echo(outcome.message, err=True)
-        return
-    if not outcome.accepted:
-        # The same answer for a wrong code, a locked account and an unknown user.
-        _fail("Refused: the code was not accepted.", 1)
-    typer.echo(outcome.message, err=True)
+        outcome = service.verify(name, code, actor_name=actor_name, state=answer.state)
+        answer = answer_for(outcome, require=require, pam=pam, first_round=False)
+    if answer.exit_code:
+        _fail(answer.message, answer.exit_code)
+    typer.echo(answer.message, err=True)
 
 
-# What pam_exec passes: the authtok is at most PAM_MAX_RESP_SIZE bytes.
-PAM_MAX_RESP_SIZE = 512
+@app.command("verify-service")
+def verify_service(
+    ctx: typer.Context,
+    socket: Annotated[
+        Path | None,
+        typer.Option(
+            "--socket",
+            help="Unix socket to listen on (default: verify_socket of the config file, else "
+            "/run/mfa-tui/verify.sock).",
+        ),
+    ] = None,
+    allow_user: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-user",
+            help="Also answer this account (name or uid); root and the service's own account "
+            "always are. Repeatable.",
+        ),
+    ] = None,
+) -> None:
+    """Answer 'verify' (and PAM's 'verify --pam') from one long-running process, so each check
+    skips opening the database. Run it as the account that owns the database and the key."""
+    from mfa_tui.core.config import DEFAULT_VERIFY_SOCKET, ConfigFile
+    from mfa_tui.verify_service import allowed_uids, run
 
-
-def _pam_request(name: str | None, send: bool) -> tuple[str, str, str]:
-    """The user, the code and the audit actor for ``verify --pam``.
-
-    pam_exec runs the command with an environment of its own (PAM_USER, PAM_SERVICE, PAM_RHOST,
-    …) and, with expose_authtok, writes the authtok and a NUL byte on standard input, then closes
-    it; a person testing by hand types a line instead. Both end the code."""
-    import os
-
-    if name is not None:
-        _fail("With --pam the user comes from PAM_USER: leave out NAME.")
-    if send:
-        _fail("--send cannot work with --pam: PAM asks for the code before mfa-tui runs.")
-    user = os.environ.get("PAM_USER", "").strip()
-    if not user:
-        _fail(
-            "PAM_USER is not set: --pam is for pam_exec in a PAM stack (see 'Protecting SSH logins')."
-        )
-    code = sys.stdin.readline(PAM_MAX_RESP_SIZE + 2).split("\0", 1)[0].rstrip("\r\n")
-    if not code:
-        _fail("Expected a code on standard input (the PAM authtok), but it was empty.")
-    service = os.environ.get("PAM_SERVICE") or "unknown"
-    rhost = os.environ.get("PAM_RHOST")
-    return user, code, f"pam:{service}@{rhost}" if rhost else f"pam:{service}"
+    path = socket or ConfigFile.load().verify_socket or DEFAULT_VERIFY_SOCKET
+    run(_state(ctx).context(), path, allowed_uids(allow_user or ()))
 
 
 @app.command()

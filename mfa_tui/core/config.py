@@ -25,7 +25,9 @@ CONFIG_ENV_VAR = "MFA_TUI_CONFIG"
 SYSTEM_CONFIG_FILE = Path("/etc/mfa-tui/config.toml")
 # The account that owns the database and the key on a server (see "Protecting SSH logins").
 DEFAULT_SERVICE_ACCOUNT = "mfa-tui"
-CONFIG_KEYS = ("database_url", "key_file", "service_account")
+# Where ``mfa-tui verify-service`` listens and ``verify`` asks it first (systemd's RuntimeDirectory).
+DEFAULT_VERIFY_SOCKET = Path("/run/mfa-tui/verify.sock")
+CONFIG_KEYS = ("database_url", "key_file", "service_account", "verify_socket")
 
 
 def data_dir() -> Path:
@@ -46,6 +48,7 @@ class ConfigFile:
     database_url: str | None = None
     key_file: Path | None = None
     service_account: str | None = None
+    verify_socket: Path | None = None
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> ConfigFile:
@@ -88,13 +91,14 @@ class ConfigFile:
                 raise ConfigFileError(
                     f"In the config file {path}, {key} must be a non-empty text in quotes."
                 )
-        key_file = values.get("key_file")
+        key_file, socket = values.get("key_file"), values.get("verify_socket")
         return cls(
             path=path,
             database_url=values.get("database_url"),
             # A relative key file is next to the config file, wherever the process was started.
             key_file=path.parent / Path(key_file).expanduser() if key_file else None,
             service_account=values.get("service_account"),
+            verify_socket=path.parent / Path(socket).expanduser() if socket else None,
         )
 
 

@@ -22,6 +22,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from glob import glob
 from pathlib import Path
@@ -31,6 +32,7 @@ import pytest
 
 from tests.cli import conftest as cli_fixtures
 from tests.cli.conftest import Cli, configure_totp, wrong_code
+from tests.e2e.test_verify_service import Installation
 
 pytestmark = pytest.mark.slow
 
@@ -60,12 +62,28 @@ def _need_pam() -> None:
 
 def service_line(db_url: str, key_file: Path) -> str:
     """The documented auth line, run as described in the module docstring."""
+    module, arguments = _documented_line()
+    return f"{module} {MFA_TUI} --db {db_url} --key-file {key_file}{arguments}\n"
+
+
+def service_line_with_config(config: Path) -> str:
+    """The documented line with the database, key and verify socket from ``config`` (as from
+    /etc/mfa-tui/config.toml): env sets MFA_TUI_CONFIG, since pam_exec passes no environment.
+    Under ``-X importtime`` (its report reaches pamtester's output through pam_exec's stdout)."""
+    module, arguments = _documented_line()
+    return (
+        f"{module} /usr/bin/env MFA_TUI_CONFIG={config} {sys.executable} -X importtime "
+        f"{MFA_TUI}{arguments}\n"
+    )
+
+
+def _documented_line() -> tuple[str, str]:
+    """The module with its options, and the arguments of mfa-tui."""
     [line] = [line for line in DOCUMENTED.read_text().splitlines() if line.startswith("auth ")]
     module, drop_and_command = line.split(f" {PRIVILEGE_DROP}", 1)
     command = drop_and_command.split(" -- ", 1)[1]
     assert command.startswith(f"{DOCUMENTED_PROGRAM} verify --pam"), command
-    arguments = command.removeprefix(DOCUMENTED_PROGRAM)
-    return f"{module} {MFA_TUI} --db {db_url} --key-file {key_file}{arguments}\n"
+    return module, command.removeprefix(DOCUMENTED_PROGRAM)
 
 
 # The CLI tests' database with its administrator root, and the in-process CLI on it.
@@ -157,3 +175,36 @@ def test_unknown_users_and_users_without_a_factor_are_refused(service: str, read
 
     assert pamtester(service, "carol", "123456").returncode != 0
     assert pamtester(service, "nobody-here", "123456").returncode != 0
+
+
+def test_pam_asks_the_verify_service(ready: Cli, clean_env: dict[str, str], tmp_path: Path) -> None:
+    """pamtester → pam_exec → the thin client → the verify service, which checks the code."""
+    _need_pam()
+    ready.ok("users", "add", "dora")
+    secret = configure_totp(ready, "dora")
+    folder = Path(tempfile.mkdtemp(prefix="mfa-vs-"))  # short: a socket path has ≤ 107 bytes
+    name = f"mfa-tui-test-{secrets.token_hex(4)}"
+    pam_file = Path("/etc/pam.d") / name
+    installation = Installation(ready, clean_env, folder)
+    try:
+        installation.start()
+        pam_file.write_text(service_line_with_config(installation.config))
+        code = pyotp.TOTP(secret).now()
+
+        first = pamtester(name, "dora", code)
+        replay = pamtester(name, "dora", code)
+    finally:
+        pam_file.unlink(missing_ok=True)
+        if installation.service is not None:
+            installation.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+    assert _accepted(first), first
+    assert "Code accepted." in first.stdout
+    # The client never imported the database layer: the service answered.
+    assert "import time:" in first.stdout and "sqlalchemy" not in first.stdout, first.stdout
+    assert replay.returncode != 0 and "Refused: the code was not accepted." in replay.stdout
+    assert installation.audit() == [
+        ("verify.accepted", f"pam:{name}", "dora"),
+        ("verify.refused", f"pam:{name}", "dora"),
+    ]
