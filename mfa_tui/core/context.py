@@ -12,7 +12,7 @@ import hmac
 from dataclasses import dataclass, field
 
 from sqlalchemy.exc import OperationalError
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from mfa_tui.core import schema
 from mfa_tui.core.audit import AuditLog
@@ -36,6 +36,7 @@ from mfa_tui.core.models import KeyCheck, ServerSetting
 DERIVATION_ROOT_SETTING = "internal.derivation_root"
 SETTINGS_TABLE = ServerSetting.__tablename__
 SEALED_PREFIX = "enc:"
+KEY_ROTATED = "The secret key was rotated by another process; restart mfa-tui."
 
 
 @dataclass
@@ -49,6 +50,19 @@ class Context:
     @property
     def audit(self) -> AuditLog:
         return AuditLog(self.box)
+
+    def require_current_key(self, session: Session, *, exclusive: bool = False) -> None:
+        """Refuse to seal a secret in this write transaction with a key the database left behind.
+
+        A console or ``serve`` started before a ``keys rotate`` still holds the old key, which
+        nothing can open once the key file is replaced. Call it first in the transaction: the key
+        check rows stay locked until it ends (shared here, ``exclusive`` for the rotation itself),
+        so on PostgreSQL a rotation either waits for this transaction and re-seals what it wrote,
+        or commits first and this one is refused; SQLite serialises write transactions anyway.
+        """
+        checks = session.exec(select(KeyCheck).with_for_update(read=not exclusive)).all()
+        if not any(check.key_id == self.box.key_id for check in checks):
+            raise StorageError(KEY_ROTATED)
 
     def close(self) -> None:
         self.db.dispose()

@@ -17,7 +17,9 @@ What the key protects, and what a rotation does with it:
 The steps, each one safe to be killed after:
 
 1. the new key is written to a side file next to the key file (``secret.key.new``, mode 0600,
-   synced to disk) and an exclusive lock is held on it until the end;
+   synced to disk) and an exclusive lock is held on it until the end. The file is written under a
+   private name and locked *before* it is linked in as ``secret.key.new``: an open that found it
+   unlocked would see a database still on the old key and delete it (see below);
 2. one database transaction re-seals every secret, replaces the key check value and appends the
    ``keys.rotate`` audit event, so the database matches exactly one of the two keys;
 3. the side file is renamed over the key file (atomic) and the folder synced.
@@ -25,10 +27,13 @@ The steps, each one safe to be killed after:
 Opening a database with a side file present finishes a rotation that was interrupted:
 :func:`finish_interrupted_rotation` renames the side file into place if the database already
 matches it (step 2 committed) and deletes it if the database still matches the key file (it did
-not). While a rotation holds its lock, an open waits for it.
+not). While a rotation holds its lock, an open waits for it. When the transaction raises, the
+rotation applies the same rule itself (a lost acknowledgement of a commit that happened completes
+it) and keeps the side file for the next open if it cannot tell.
 
-Other mfa-tui processes still running with the old key would seal new secrets with it, so stop
-the consoles and the web server before rotating.
+An mfa-tui process started before the rotation still holds the old key: every write transaction
+that seals a secret calls :meth:`Context.require_current_key`, which refuses once
+the database has moved on, so nothing is ever sealed with a key that no longer exists.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from __future__ import annotations
 import base64
 import fcntl
 import os
+import secrets
 import signal
 from dataclasses import dataclass
 from datetime import datetime
@@ -96,13 +102,13 @@ def rotate(ctx: Context, config: Config, actor: Actor) -> RotationResult:
         derivation_root=old_box.key if old_box.derivation_root is None else old_box.derivation_root,
     )
     pending = side_key_file(config.key_file)
-    write_key_file(pending, new_box.key)
-    lock = os.open(pending, os.O_RDONLY)
+    lock = _write_locked_side_file(pending, new_box.key)
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
         _checkpoint("side-file-written")
         try:
             with ctx.db.write() as session:
+                # First, before any row: a process sealing a secret now is waited for or refused.
+                ctx.require_current_key(session, exclusive=True)
                 now = ctx.clock.now()
                 resealed = _reseal_all(session, old_box, new_box, now)
                 session.exec(delete(KeyCheck))  # type: ignore[call-overload]
@@ -129,10 +135,18 @@ def rotate(ctx: Context, config: Config, actor: Actor) -> RotationResult:
                     now,
                 )
                 session.flush()
+                _require_side_file(pending, lock)
                 _checkpoint("secrets-resealed")
         except BaseException:
-            pending.unlink(missing_ok=True)
-            raise
+            # Not a blind delete: the error may be a lost acknowledgement of a commit that
+            # happened (a connection dropped at COMMIT), and then the side file is the only copy
+            # of the key the database now needs. Nobody else can have used the new key, so a
+            # database not on it did not commit; one that cannot be read is left to the next open.
+            committed = _database_matches(ctx, new_box.key)
+            if committed is False:
+                _remove_side_file(pending, lock)
+            if not committed:
+                raise
         _checkpoint("database-committed")
         os.replace(pending, config.key_file)
         sync_directory(config.key_file.parent)
@@ -174,6 +188,61 @@ def finish_interrupted_rotation(key_file: Path, checks: list[KeyCheck]) -> None:
     else:
         return  # neither key fits: keep both files and let the usual error name the expected key
     sync_directory(key_file.parent)
+
+
+def _write_locked_side_file(pending: Path, key: bytes) -> int:
+    """Create ``pending`` holding ``key``, already locked; the locked descriptor is returned."""
+    draft = pending.with_name(f".{pending.name}.{secrets.token_hex(8)}")
+    write_key_file(draft, key)
+    try:
+        descriptor = os.open(draft, os.O_RDONLY)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            os.link(draft, pending)  # unlike a rename, never replaces another rotation's file
+        except BaseException:
+            os.close(descriptor)
+            raise
+    except FileExistsError as error:
+        raise StorageError(
+            f"Another key rotation is running ({pending} exists); wait for it to end."
+        ) from error
+    except OSError as error:
+        raise StorageError(f"Cannot create the key file {pending}: {error.strerror}.") from error
+    finally:
+        draft.unlink(missing_ok=True)
+    sync_directory(pending.parent)
+    return descriptor
+
+
+def _is_locked_file(pending: Path, descriptor: int) -> bool:
+    try:
+        return os.stat(pending).st_ino == os.fstat(descriptor).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def _require_side_file(pending: Path, descriptor: int) -> None:
+    """Commit only while the key the database is about to need is the file at ``pending``."""
+    if not _is_locked_file(pending, descriptor):
+        raise StorageError(
+            f"The new key file {pending} was removed or replaced during the rotation; nothing "
+            "was changed, run 'mfa-tui keys rotate' again."
+        )
+
+
+def _remove_side_file(pending: Path, descriptor: int) -> None:
+    if _is_locked_file(pending, descriptor):
+        pending.unlink()
+        sync_directory(pending.parent)
+
+
+def _database_matches(ctx: Context, key: bytes) -> bool | None:
+    """Whether the database's key check is ``key``'s; ``None`` when it cannot be read."""
+    try:
+        with ctx.db.read() as session:
+            return key_matches(list(session.exec(select(KeyCheck)).all()), key)
+    except Exception:
+        return None
 
 
 def _file_matches(key_file: Path, checks: list[KeyCheck]) -> bool:

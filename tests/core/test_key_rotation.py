@@ -13,18 +13,20 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from mfa_tui.core import key_rotation
 from mfa_tui.core.access import Actor
 from mfa_tui.core.audit import list_events
 from mfa_tui.core.clock import FixedClock
 from mfa_tui.core.config import SECRET_KEY_ENV_VAR, Config
-from mfa_tui.core.context import Context, open_context
+from mfa_tui.core.context import KEY_ROTATED, Context, open_context
 from mfa_tui.core.crypto import (
     encode_key,
     key_id_of,
@@ -209,3 +211,177 @@ def test_a_rotation_killed_after_each_step_leaves_one_working_key(
     if committed:  # the other key is refused, with the usual clear error
         with pytest.raises(StorageError, match="does not match this database"):
             open_context(Config(config.database_url, config.key_file, encode_key(old_key)), clock)
+
+
+def test_an_open_between_creating_and_locking_the_side_file_never_loses_the_new_key(
+    ctx: Context, config: Config, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``verify --pam`` at an SSH login opens the database just as the rotation has created its
+    new key file but not locked it yet: the open finishes "interrupted" rotations, so it must not
+    find an unlocked side file the database does not use yet (it would delete the only copy)."""
+    seeded = seed(ctx, clock)
+    real_flock = fcntl.flock
+    side_file_seen: list[bool] = []
+
+    def flock_after_another_open(descriptor: int, operation: int) -> None:
+        if not side_file_seen:  # the rotation's first lock: its key file exists, still unlocked
+            side_file_seen.append(side_key_file(config.key_file).exists())
+            open_context(config, clock).close()
+        real_flock(descriptor, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock_after_another_open)
+    result = key_rotation.rotate(ctx, config, Actor.cli())
+    monkeypatch.undo()
+
+    assert side_file_seen == [False]
+    assert not side_key_file(config.key_file).exists()
+    reopened = open_context(config, clock)
+    try:
+        assert reopened.box.key_id == result.new_key_id != result.old_key_id
+        assert rotate_events(reopened) == 1
+        assert_everything_works(reopened, clock, seeded)
+    finally:
+        reopened.close()
+
+
+@pytest.mark.parametrize("outcome", ["committed", "rolled-back", "unreadable"])
+def test_a_transaction_error_keeps_the_key_the_database_ended_up_with(
+    ctx: Context, config: Config, clock: FixedClock, monkeypatch: pytest.MonkeyPatch, outcome: str
+) -> None:
+    """The connection drops at COMMIT: the commit may or may not have happened. The rotation
+    looks; a database on the new key is a finished rotation, one on the old key a rolled-back one,
+    and one it cannot read leaves the side file for the next open, which decides the same way."""
+    seeded = seed(ctx, clock)
+    old_key_id = ctx.box.key_id
+    committed = outcome != "rolled-back"
+    real_write = ctx.db.write
+    dropped = StorageError("The database server closed the connection unexpectedly.")
+
+    @contextmanager
+    def write_losing_the_answer() -> Iterator[Session]:
+        with real_write() as session:
+            yield session
+            if not committed:
+                raise dropped
+        raise dropped
+
+    @contextmanager
+    def read_failing() -> Iterator[Session]:
+        raise dropped
+        yield  # a generator, for contextmanager
+
+    monkeypatch.setattr(ctx.db, "write", write_losing_the_answer)
+    if outcome == "unreadable":
+        monkeypatch.setattr(ctx.db, "read", read_failing)
+    if outcome == "committed":
+        assert key_rotation.rotate(ctx, config, Actor.cli()).new_key_id != old_key_id
+    else:
+        with pytest.raises(StorageError, match="closed the connection"):
+            key_rotation.rotate(ctx, config, Actor.cli())
+    monkeypatch.undo()
+    assert side_key_file(config.key_file).exists() == (outcome == "unreadable")
+
+    reopened = open_context(config, clock)  # completes the rotation left undecided
+    try:
+        assert not side_key_file(config.key_file).exists()
+        assert reopened.box.key_id == key_id_of(read_key_file(config.key_file))
+        assert (reopened.box.key_id != old_key_id) == committed
+        assert rotate_events(reopened) == int(committed)
+        assert_everything_works(reopened, clock, seeded)
+    finally:
+        reopened.close()
+
+
+def audit_actions(ctx: Context) -> list[str]:
+    with ctx.db.read() as session:
+        return [event.action for event in list_events(session)]
+
+
+def test_a_process_started_before_a_rotation_is_refused_when_it_seals_a_secret(
+    ctx: Context, config: Config, clock: FixedClock
+) -> None:
+    """A console left running holds the old key: what it sealed now nothing could ever open."""
+    actor = Actor.cli()
+    SettingsStore(ctx).set_many(actor, {"smtp.host": "mail.example.com"})
+    UserService(ctx).create(actor, "alice")
+    stale = open_context(config, clock)
+    try:
+        key_rotation.rotate(ctx, config, actor)
+        before = audit_actions(ctx)
+        for seal in (
+            lambda: SettingsStore(stale).set_many(
+                actor, {"smtp.host": "other.example.com", "smtp.password": SMTP_PASSWORD}
+            ),
+            lambda: MfaService(stale).begin_enrollment(actor, "alice", "totp"),
+        ):
+            with pytest.raises(StorageError) as refused:
+                seal()
+            assert str(refused.value) == KEY_ROTATED
+    finally:
+        stale.close()
+    settings = SettingsStore(ctx).load()
+    assert (settings["smtp.host"], settings["smtp.password"]) == ("mail.example.com", "")
+    with ctx.db.read() as session:
+        assert session.exec(select(MfaCredential)).all() == []
+    assert audit_actions(ctx) == before
+
+
+def test_a_rotation_waits_for_a_secret_being_sealed_and_reseals_it(
+    ctx: Context, config: Config, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A console saving a secret when the rotation starts: the rotation waits for its
+    transaction, then re-seals what it wrote (on PostgreSQL the key check row lock does it)."""
+    actor = Actor.cli()
+    sealing, release = threading.Event(), threading.Event()
+    real_save = SettingsStore._save
+
+    def save_slowly(store: SettingsStore, *args: object) -> None:
+        real_save(store, *args)  # type: ignore[arg-type]
+        sealing.set()
+        assert release.wait(30)
+
+    monkeypatch.setattr(SettingsStore, "_save", save_slowly)
+    saver = threading.Thread(
+        target=lambda: SettingsStore(ctx).set_many(actor, {"smtp.password": SMTP_PASSWORD})
+    )
+    saver.start()
+    assert sealing.wait(30)
+    rotating = open_context(config, clock)
+    try:
+        rotation = threading.Thread(target=key_rotation.rotate, args=(rotating, config, actor))
+        rotation.start()
+        rotation.join(1.0)
+        assert rotation.is_alive(), "the rotation did not wait for the transaction sealing"
+        release.set()
+        saver.join(30)
+        rotation.join(30)
+        assert rotating.box.key_id != ctx.box.key_id
+        assert SettingsStore(rotating).load()["smtp.password"] == SMTP_PASSWORD
+    finally:
+        release.set()
+        rotating.close()
+
+
+def test_a_second_rotation_or_a_removed_side_file_changes_nothing(
+    ctx: Context, config: Config, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeded = seed(ctx, clock)
+    old_key_id = ctx.box.key_id
+    pending = side_key_file(config.key_file)
+    write_key_file(pending, new_key())  # another rotation's side file: never replaced
+    with pytest.raises(StorageError, match="Another key rotation is running"):
+        key_rotation.rotate(ctx, config, Actor.cli())
+    pending.unlink()
+
+    # Someone deletes the side file mid-rotation: the database must not switch to a lost key.
+    monkeypatch.setattr(key_rotation, "_checkpoint", lambda step: pending.unlink())
+    with pytest.raises(StorageError, match="was removed or replaced during the rotation"):
+        key_rotation.rotate(ctx, config, Actor.cli())
+    monkeypatch.undo()
+    assert ctx.box.key_id == old_key_id == key_id_of(read_key_file(config.key_file))
+    assert rotate_events(ctx) == 0
+    assert not pending.exists()
+    assert [p.name for p in config.key_file.parent.iterdir() if "secret.key" in p.name] == [
+        "secret.key"
+    ]
+    assert_everything_works(ctx, clock, seeded)

@@ -172,6 +172,7 @@ class RadiusFactor:
 
 def _keep_enrollment_state(env: FactorEnv, credential: MfaCredential, sealed: str | None) -> None:
     with env.ctx.db.write() as session:
+        env.ctx.require_current_key(session)
         session.execute(
             update(MfaCredential)
             .where(

@@ -51,6 +51,7 @@ class SettingsStore:
         """Validate every value and the combination, then save all or nothing."""
         parsed = {key: spec_for(key).parse(raw) for key, raw in raw_values.items()}
         with refusals_audited(self.ctx, actor), self.ctx.db.write() as session:
+            self.ctx.require_current_key(session)
             authorize(actor, Action.SERVER_SETTINGS)
             current = self.load(session)
             updated = current
