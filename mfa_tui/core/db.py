@@ -120,6 +120,13 @@ def describe_operational_error(error: OperationalError) -> str:
         return "The database is read-only; check the file's permissions."
     if "disk" in lowered and "full" in lowered:
         return "The disk holding the database is full; free some space and try again."
+    if (
+        "disk i/o error" in lowered
+    ):  # SQLite's word for a failed write, e.g. its -shm on a full disk
+        return (
+            "The database could not be written (disk I/O error): check that its disk is "
+            "not full or failing, then try again."
+        )
     if "unable to open" in lowered:
         return "Cannot open the database file; check that its folder exists and is writable."
     if "connection" in lowered or "could not connect" in lowered or "server" in lowered:

@@ -99,13 +99,14 @@ class SmtpSession:
             raise ProviderUnavailable(
                 f"TLS with {where} failed ({_reason(error)}): check smtp.security and smtp.port."
             ) from None
-        except TimeoutError:
-            self._close()
-            raise ProviderUnavailable(
-                f"{server} did not answer within {timeout} seconds; try again later."
-            ) from None
         except (smtplib.SMTPException, OSError) as error:
             self._close()
+            # A server that accepts the connection and then stays silent reaches us as smtplib's
+            # SMTPServerDisconnected("... timed out"), raised while handling the TimeoutError.
+            if isinstance(error, TimeoutError) or isinstance(error.__context__, TimeoutError):
+                raise ProviderUnavailable(
+                    f"{server} did not answer within {timeout} seconds; try again later."
+                ) from None
             raise ProviderUnavailable(
                 f"Could not reach {where} ({_reason(error)}); check smtp.host and smtp.port."
             ) from None
