@@ -11,13 +11,17 @@ import pytest
 
 
 def run_at_once(
-    module: str, target: Callable[..., None], arguments: Sequence[tuple[Any, ...]]
+    module: str,
+    target: Callable[..., None],
+    arguments: Sequence[tuple[Any, ...]],
+    *,
+    timeout: float = 90,
 ) -> list[Any]:
     """Start one process per tuple of ``arguments``: ``target(*args, barrier, results)``.
 
     ``module`` (the test's ``__name__``) is preloaded by the forkserver so ``target`` imports
     once. Returns what each child put on ``results``; fails the test if one never answers, and
-    checks that every child exited cleanly.
+    checks that every child exited cleanly. ``timeout``: seconds to wait for each answer.
     """
     processes = multiprocessing.get_context("forkserver")
     processes.set_forkserver_preload([module])
@@ -31,7 +35,7 @@ def run_at_once(
     answers: list[Any] = []
     try:
         for _ in children:
-            answers.append(results.get(timeout=90))
+            answers.append(results.get(timeout=timeout))
     except queue.Empty:
         pytest.fail(f"only {len(answers)} of {len(children)} processes answered: {answers}")
     finally:
