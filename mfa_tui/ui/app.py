@@ -259,6 +259,20 @@ class MfaTuiApp(App[None]):
 
         if self.signed_in is not None and self.signed_in.user.role == Role.ADMIN:
             self.push_screen(ServerSettingsScreen())
+        elif self.signed_in is not None:
+            self._refuse_server_settings(self.signed_in.actor)
+
+    @work(thread=True, group="refusal")
+    def _refuse_server_settings(self, actor: Actor) -> None:
+        """Said and audited like any refusal (the core decides and words it)."""
+        from mfa_tui.core.access import Action
+        from mfa_tui.core.services.guard import authorize, refusals_audited
+
+        try:
+            with refusals_audited(self.ctx, actor):
+                authorize(actor, Action.SERVER_SETTINGS)
+        except MfaTuiError as refused:
+            self.call_from_thread(self.notify, str(refused), severity="error")
 
     def _open_preferences(self) -> None:
         from mfa_tui.ui.screens.preferences import PreferencesScreen

@@ -148,7 +148,11 @@ async def test_usage_change_is_confirmed_with_the_users_affected_and_bad_values_
         await log_in(pilot, "hd")
         await on_screen(pilot, UsersScreen)
         await pilot.press("s")
-        await pilot.pause()
+        await until(
+            pilot,
+            lambda: any("Only administrators" in str(n.message) for n in app._notifications),
+            "the refusal to be said",
+        )
         assert type(app.screen) is UsersScreen
         assert not any(isinstance(screen, ServerSettingsScreen) for screen in app.screen_stack)
 
@@ -160,4 +164,5 @@ async def test_usage_change_is_confirmed_with_the_users_affected_and_bad_values_
     assert SettingsStore(ctx).load().usage == "skipped"
     with ctx.db.read() as session:
         denied = [e for e in list_events(session, text="denied") if e.action == "denied"]
-    assert [(e.actor, e.details["action"]) for e in denied] == [("hd", "change server settings")]
+    # Both refusals, the screen's (s) and the core's, are audited.
+    assert [(e.actor, e.details["action"]) for e in denied] == [("hd", "change server settings")] * 2
