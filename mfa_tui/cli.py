@@ -619,12 +619,18 @@ def verify(
             typer.echo(sent, err=True)
     if not pam:
         code = _read_stdin_line("a code")
-    answer = answer_for(service.verify(name, code, actor_name=actor_name), require=require, pam=pam)
+    answer = answer_for(
+        service.verify(name, code, actor_name=actor_name, exact_username=pam),
+        require=require,
+        pam=pam,
+    )
     if answer.asks_again:
         # A second prompt (a RADIUS Access-Challenge): show it, read the next line.
         typer.echo(answer.message, err=True)
         code = _read_stdin_line("the answer to the second prompt")
-        outcome = service.verify(name, code, actor_name=actor_name, state=answer.state)
+        outcome = service.verify(
+            name, code, actor_name=actor_name, state=answer.state, exact_username=pam
+        )
         answer = answer_for(outcome, require=require, pam=pam, first_round=False)
     if answer.exit_code:
         _fail(answer.message, answer.exit_code)

@@ -133,7 +133,11 @@ class VerifyServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     def answer(self, request: Request) -> Answer:
         try:
             outcome = MfaService(self.context).verify(
-                request.user, request.code, actor_name=request.actor, state=request.state
+                request.user,
+                request.code,
+                actor_name=request.actor,
+                state=request.state,
+                exact_username=request.pam,
             )
         except MfaTuiError as error:
             return Answer(error.exit_code, str(error))

@@ -231,3 +231,17 @@ def test_login_of_a_disabled_user_is_refused(sqlite_ready: Cli, sqlite_process: 
 
     assert done.returncode == 1, done
     assert done.stderr == "mfa-tui: This account is disabled; ask an administrator.\n"
+
+
+def test_an_os_account_differing_only_in_case_is_another_account(
+    sqlite_ready: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mfa-tui names ignore case; OS accounts do not ('Bob' and 'bob' can both exist)."""
+    monkeypatch.setenv("PAM_USER", "Bob")
+    sqlite_ready.ok("users", "add", "bob")
+    secret = configure_totp(sqlite_ready, "bob")
+    refused = sqlite_ready("verify", "--pam", stdin=pyotp.TOTP(secret).now() + "\0")
+    assert_one_error_line(refused, 1)
+    assert refused.err == REFUSED + "\n"
+    # The same code still works for the account it belongs to (nothing was used up).
+    assert sqlite_ready("verify", "bob", stdin=pyotp.TOTP(secret).now() + "\n").code == 0

@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import pytest
 from textual.pilot import Pilot
 
 from mfa_tui.core.clock import FixedClock
 from mfa_tui.core.context import Context
+from mfa_tui.core.errors import Refused
 from mfa_tui.core.models import Role
 from mfa_tui.core.services.terminal_login import TerminalLoginService
 from mfa_tui.ui.login_session import TerminalLoginApp
@@ -157,3 +159,10 @@ async def test_staff_without_a_proven_factor_get_their_own_mfa_only(
         # Enrolling proved a new factor, not a working one: still no administration.
         assert not pilot.app.signed_in.is_staff
         assert "Server Settings – Multi-factor" not in palette_titles(pilot)
+
+
+def test_an_os_account_differing_only_in_case_is_not_the_user(ctx: Context) -> None:
+    add_user(ctx, "alice")
+    with pytest.raises(Refused, match="no mfa-tui user for the OS account 'Alice'"):
+        TerminalLoginService(ctx).start("Alice", "uid")
+    assert TerminalLoginService(ctx).start("alice", "uid").user.username == "alice"

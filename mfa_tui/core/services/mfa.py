@@ -407,17 +407,21 @@ class MfaService:
         state: str | None = None,
         methods: frozenset[str] = LOGIN_METHODS,
         sent_code: SentCode | None = None,
+        exact_username: bool = False,
     ) -> VerifyOutcome:
         """Check a second factor (the user's active factor or a backup code) with lockout and replay refusal.
 
         ``state`` is the one a "challenge" outcome carried, handed back with the next code.
         ``methods`` narrows what counts (a helpdesk check of a backup code only); ``sent_code``
         is a code sent outside the factor (a caller who lost it), checked even for a user whose
-        policy needs no second factor."""
+        policy needs no second factor. ``exact_username``: the name is an OS account's (PAM),
+        which must match the user's name exactly — 'Alice' and 'alice' are two accounts there."""
         now = self.ctx.clock.now()
         with self.ctx.db.read() as session:
             settings = self.settings.load(session)
             user = _find(session, username)
+            if user is not None and exact_username and user.username != username:
+                user = None
             if user is None or not user.enabled:
                 # A disabled account gets the unknown user's answer, never "no factor needed".
                 return VerifyOutcome(False, "unknown_user")

@@ -35,6 +35,9 @@ class TerminalLoginService:
         ``via`` says how the account was established (``sudo`` or ``uid``), for the audit log."""
         try:
             user = UserService(self.ctx).get(os_user)
+            if user.username != os_user:
+                # Usernames here ignore case; OS accounts do not: 'Alice' is not 'alice'.
+                raise NotFound(os_user)
         except NotFound:
             self._record(os_user, "login.terminal_refused", {"reason": "unknown_user", "via": via})
             raise Refused(
