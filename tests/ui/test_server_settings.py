@@ -165,4 +165,6 @@ async def test_usage_change_is_confirmed_with_the_users_affected_and_bad_values_
     with ctx.db.read() as session:
         denied = [e for e in list_events(session, text="denied") if e.action == "denied"]
     # Both refusals, the screen's (s) and the core's, are audited.
-    assert [(e.actor, e.details["action"]) for e in denied] == [("hd", "change server settings")] * 2
+    assert [(e.actor, e.details["action"]) for e in denied] == [
+        ("hd", "change server settings")
+    ] * 2
