@@ -721,6 +721,12 @@ def serve(
     from mfa_tui.core.services.users import UserService
     from mfa_tui.serve.server import ConsoleServer, is_loopback, public_url_for
 
+    if public_url is None and host in ("0.0.0.0", "::", ""):
+        # Browsers never open a wildcard address, so no page would pass the Origin check.
+        _fail(
+            f"Serving on {host or 'every address'} needs --public-url: the address browsers open "
+            "(e.g. https://mfa.example.com through the reverse proxy)."
+        )
     url = public_url_for(host, port, public_url)
     state = _state(ctx)
     # Open (and upgrade) the database once now: a wrong URL or key fails here, not in every tab.

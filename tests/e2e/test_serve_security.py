@@ -214,6 +214,10 @@ def test_serve_refuses_an_empty_database_and_a_public_url_with_a_path(tmp_path: 
     bad_url = run_serve(empty, "--public-url", "https://mfa.example.com/console")
     assert bad_url.returncode == 2
     assert bad_url.stderr.startswith("mfa-tui: --public-url must be the address browsers open")
+    # Every Origin would be refused: browsers never open a wildcard address.
+    wildcard = run_serve(empty, "--host", "0.0.0.0", "--port", str(free_port()))
+    assert wildcard.returncode == 2
+    assert wildcard.stderr.startswith("mfa-tui: Serving on 0.0.0.0 needs --public-url")
 
 
 def test_serving_beyond_loopback_warns_on_stderr(database: Prepared) -> None:
