@@ -18,6 +18,7 @@ from mfa_tui.core.config import Config
 from mfa_tui.core.context import Context, open_context
 from mfa_tui.core.demo import bulk_insert_users
 from mfa_tui.core.models import MfaStatus, MfaType, Role
+from mfa_tui.core.services.caller_check import CallerCheck
 from mfa_tui.core.services.mfa import MfaService
 from mfa_tui.core.services.users import (
     GeneralFields,
@@ -34,6 +35,7 @@ from tests.ui.conftest import (
     add_user,
     admin_console,
     audit_events,
+    code_now,
     credentials,
     enroll_totp,
     lockout_row,
@@ -134,11 +136,15 @@ async def test_columns_search_and_sort(ctx: Context, clock: FixedClock, people: 
 async def test_reset_unlock_and_delete_each_ask_first(
     ctx: Context, clock: FixedClock, people: None
 ) -> None:
-    enroll_totp(ctx, clock, "alice")
+    alice_secret = enroll_totp(ctx, clock, "alice")
     enroll_totp(ctx, clock, "bob")
     for _ in range(5):
         MfaService(ctx).verify("bob", "000000")
     assert lockout_row(ctx, "bob").locked_at is not None  # type: ignore[union-attr]
+    # alice calls and reads a code aloud: a reset needs a verified caller (issue 8).
+    root = Actor(name=ADMIN, role=Role.ADMIN, user_id=UserService(ctx).get(ADMIN).id)
+    code = code_now(alice_secret, clock)
+    assert CallerCheck(ctx).check(root, "alice", code, "factor").status.verified
     async with admin_console(ctx, clock) as pilot:
         # Reset MFA ("r"): No changes nothing; Yes removes the factor and makes it pending.
         await search(pilot, "alice")
