@@ -33,6 +33,7 @@ from mfa_tui.core.config import (
 )
 from mfa_tui.core.text import printable
 from mfa_tui.verify_protocol import (
+    BUSY,
     MAX_ANSWER_BYTES,
     Answer,
     CommandFailed,
@@ -48,8 +49,15 @@ ANSWER_SECONDS = 120.0
 _PEERCRED = struct.Struct("3i")
 
 
+# Once the code has reached the service it may have been used up (a TOTP time-step, a push sent):
+# checking it again in process would refuse a right code as a replay, or count a wrong one twice.
+NO_ANSWER = (
+    "The verify service stopped answering before it said whether the code was accepted; try again."
+)
+
+
 class _ServiceGone(Exception):
-    """The service took the request but gave no answer."""
+    """The service never read the request (it could not be sent, or the service was busy)."""
 
 
 def verify(argv: list[str], environ: Mapping[str, str] | None = None) -> int | None:
@@ -84,7 +92,7 @@ def verify(argv: list[str], environ: Mapping[str, str] | None = None) -> int | N
         try:
             answer = _exchange(connection, request)
         except _ServiceGone:
-            # Not answered: the command in process reads the same code again.
+            # Never read by the service: the command in process reads the same code again.
             sys.stdin = _Replay(code + "\n", sys.stdin)
             return None
     if answer.asks_again:
@@ -176,18 +184,24 @@ def _untrusted_server(connection: socket.socket, path: Path) -> str | None:
 
 
 def _exchange(connection: socket.socket, request: Request) -> Answer:
+    connection.settimeout(ANSWER_SECONDS)
     try:
-        connection.settimeout(ANSWER_SECONDS)
         connection.sendall(request.encode())
+    except OSError:
+        raise _ServiceGone from None
+    try:
         received = b""
         while b"\n" not in received and len(received) <= MAX_ANSWER_BYTES:
             chunk = connection.recv(MAX_ANSWER_BYTES)
             if not chunk:
                 break
             received += chunk
-        return decode_answer(received.partition(b"\n")[0])
+        answer = decode_answer(received.partition(b"\n")[0])
     except (OSError, ValueError):
-        raise _ServiceGone from None
+        return Answer(3, NO_ANSWER)
+    if answer.exit_code == 3 and answer.message == BUSY:
+        raise _ServiceGone  # refused before reading: the code is untouched
+    return answer
 
 
 def _ask_again(path: Path, request: Request) -> Answer:

@@ -82,6 +82,10 @@ class Outcome(Protocol):
     def message(self) -> str: ...
 
 
+# Sent before the request is read (too many at once): the client may then check in process.
+BUSY = "The verify service is busy; try again in a moment."
+
+
 @dataclass(frozen=True)
 class Answer:
     """The exit code and the line on stderr; ``asks_again``: show the line (a second question,

@@ -32,13 +32,12 @@ from mfa_tui.core.context import Context
 from mfa_tui.core.errors import InputError, MfaTuiError
 from mfa_tui.core.services.mfa import MfaService
 from mfa_tui.core.text import printable
-from mfa_tui.verify_protocol import MAX_REQUEST_BYTES, Answer, Request, answer_for
+from mfa_tui.verify_protocol import BUSY, MAX_REQUEST_BYTES, Answer, Request, answer_for
 
 # A client has this long to send its request; verifying may take longer (RADIUS, a Duo push).
 REQUEST_SECONDS = 5.0
 # Requests answered at once; more wait in the listen queue or get "busy".
 MAX_CONNECTIONS = 16
-BUSY = "The verify service is busy; try again in a moment."
 _PEERCRED = struct.Struct("3i")  # pid, uid, gid
 
 

@@ -441,3 +441,29 @@ def test_usage_required_gives_type_none_users_the_default_type_pending(
     }
     outcome = MfaService(ctx).verify("bob", "123456")
     assert not outcome.accepted and outcome.reason != "not_required"
+
+
+def test_a_check_that_fails_midway_gives_its_reserved_attempt_back(
+    ctx: Context, clock: FixedClock, cli_actor: Actor, users: UserService, monkeypatch
+) -> None:
+    """E.g. a verify service still holding a rotated-away key: every login would otherwise leave
+    one attempt counted, and the account would end up locked with nobody having guessed."""
+    from mfa_tui.core.errors import StorageError
+    from mfa_tui.core.factors.totp import TotpFactor
+    from mfa_tui.core.models import Lockout
+
+    secret = enroll(ctx, clock, cli_actor, "bob")
+    clock.advance(seconds=30)
+
+    def broken(*_args: object) -> None:
+        raise StorageError("A secret was encrypted with a key that is not loaded.")
+
+    monkeypatch.setattr(TotpFactor, "verify", broken)
+    for _ in range(SettingsStore(ctx).load().lockout_attempts + 1):
+        with pytest.raises(StorageError):
+            MfaService(ctx).verify("bob", code_now(secret, clock))
+    with ctx.db.read() as session:
+        row = session.get(Lockout, users.get("bob").id)
+        assert row is not None and (row.failed_attempts, row.locked_at) == (0, None)
+    monkeypatch.undo()
+    assert MfaService(ctx).verify("bob", code_now(secret, clock)).accepted

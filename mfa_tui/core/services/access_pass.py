@@ -45,6 +45,7 @@ from mfa_tui.core.services.caller_check import require_verified_caller
 from mfa_tui.core.services.guard import authorize, refusals_audited
 from mfa_tui.core.services.settings_store import SettingsStore
 from mfa_tui.core.services.users import UserView, effective_mfa, find_user, require_user, to_view
+from mfa_tui.core.settings import Settings
 
 TAP = "tap"
 INVITATION = "invitation"
@@ -260,6 +261,26 @@ class AccessPasses:
             self._audit(user, f"{kind}.refused", {"reason": "locked"}, now)
             raise Refused("Too many wrong codes: the account is locked; wait, or ask the helpdesk.")
         normalized = normalize(code)
+        try:
+            return self._consume(user, kind, normalized, password_hash, settings, now)
+        except _Superseded:
+            lockout.release_attempt(self.ctx.db, user_id)  # the right code: not a failed attempt
+            raise Refused(
+                "This invitation is no longer valid: the account already has a working "
+                "second factor. Log in as usual."
+            ) from None
+
+    def _consume(
+        self,
+        user: User,
+        kind: str,
+        normalized: str | None,
+        password_hash: str | None,
+        settings: Settings,
+        now: datetime,
+    ) -> User:
+        user_id = user.id
+        assert user_id is not None
         with self.ctx.db.write() as session:
             consumed = normalized is not None and (
                 session.execute(
@@ -276,10 +297,7 @@ class AccessPasses:
                 # Set up in the meantime: an invitation must not replace a working factor or
                 # its owner's password (it is revoked when a factor is activated; belt and braces).
                 # Raising rolls the consumption back with the rest of the transaction.
-                raise Refused(
-                    "This invitation is no longer valid: the account already has a working "
-                    "second factor. Log in as usual."
-                )
+                raise _Superseded
             if consumed:
                 lockout.record_success(session, user_id)
                 if password_hash is not None:
@@ -365,6 +383,10 @@ def _live(user_id: int, kind: str, now: datetime) -> tuple[object, ...]:
         col(AccessPass.expires_at) > now,
         or_(col(AccessPass.single_use).is_(False), col(AccessPass.used_at).is_(None)),
     )
+
+
+class _Superseded(Exception):
+    """A right invitation code for an account that has a working factor by now."""
 
 
 def revoke_invitations(session: Session, user_id: int, now: datetime) -> None:

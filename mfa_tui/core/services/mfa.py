@@ -446,81 +446,96 @@ class MfaService:
             self._audit_login(user, actor, "verify.refused", {"reason": "locked"}, now)
             return VerifyOutcome(False, "locked")
 
-        method: str | None = None
-        proof = None
-        if credential is not None:
-            try:
-                # Outside any write transaction: a factor may ask a remote service.
-                proof = factor_for(credential.type).verify(
-                    replace(self._env(settings, now), challenge_state=state), credential, user, code
+        try:
+            method: str | None = None
+            proof = None
+            if credential is not None:
+                try:
+                    # Outside any write transaction: a factor may ask a remote service.
+                    proof = factor_for(credential.type).verify(
+                        replace(self._env(settings, now), challenge_state=state),
+                        credential,
+                        user,
+                        code,
+                    )
+                except ChallengeRequired as challenge:
+                    # Right so far (a RADIUS Access-Challenge): not a failure, the next code decides.
+                    lockout.release_attempt(self.ctx.db, user.id)
+                    self._audit_login(
+                        user, actor, "verify.challenge", {"method": credential.type}, now
+                    )
+                    return VerifyOutcome(
+                        False,
+                        "challenge",
+                        credential.type,
+                        detail=challenge.prompt,
+                        state=challenge.state,
+                    )
+                except ProviderUnavailable as failure:
+                    lockout.release_attempt(self.ctx.db, user.id)
+                    self._audit_login(
+                        user, actor, "verify.unavailable", {"reason": str(failure)}, now
+                    )
+                    return VerifyOutcome(False, "unavailable", detail=str(failure))
+            # Its own transaction (it reserves the code's attempt first), before the one below.
+            sent_code_accepted = (
+                proof is None
+                and sent_code is not None
+                and codes.well_formed(code)
+                and codes.check_code(
+                    self._env(settings, now),
+                    user_id=user.id,
+                    channel=sent_code.channel,
+                    purpose=sent_code.purpose,
+                    binding=sent_code.binding,
+                    code=code,
                 )
-            except ChallengeRequired as challenge:
-                # Right so far (a RADIUS Access-Challenge): not a failure, the next code decides.
-                lockout.release_attempt(self.ctx.db, user.id)
-                self._audit_login(user, actor, "verify.challenge", {"method": credential.type}, now)
-                return VerifyOutcome(
-                    False,
-                    "challenge",
-                    credential.type,
-                    detail=challenge.prompt,
-                    state=challenge.state,
-                )
-            except ProviderUnavailable as failure:
-                lockout.release_attempt(self.ctx.db, user.id)
-                self._audit_login(user, actor, "verify.unavailable", {"reason": str(failure)}, now)
-                return VerifyOutcome(False, "unavailable", detail=str(failure))
-        # Its own transaction (it reserves the code's attempt first), before the one below.
-        sent_code_accepted = (
-            proof is None
-            and sent_code is not None
-            and codes.well_formed(code)
-            and codes.check_code(
-                self._env(settings, now),
-                user_id=user.id,
-                channel=sent_code.channel,
-                purpose=sent_code.purpose,
-                binding=sent_code.binding,
-                code=code,
             )
-        )
-        with self.ctx.db.write() as session:
-            if credential is not None and proof is not None:
-                fresh = proof.counter is None or _consume_counter(
-                    session, credential.id, proof.counter
+            with self.ctx.db.write() as session:
+                if credential is not None and proof is not None:
+                    fresh = proof.counter is None or _consume_counter(
+                        session, credential.id, proof.counter
+                    )
+                    method = credential.type if fresh else None
+                if method is None and sent_code_accepted:
+                    assert sent_code is not None
+                    method = sent_code.method
+                normalized = (
+                    backup_codes.normalize(code) if method is None and has_backup_codes else None
                 )
-                method = credential.type if fresh else None
-            if method is None and sent_code_accepted:
-                assert sent_code is not None
-                method = sent_code.method
-            normalized = (
-                backup_codes.normalize(code) if method is None and has_backup_codes else None
-            )
-            if normalized is not None and _consume_backup_code(
-                session, user.id, self._code_hash(normalized), now
-            ):
-                method = "backup_code"
-            if method is not None:
-                lockout.record_success(session, user.id)
-                # Counted only when one was used up: the person is told how many remain.
-                left = _unused_backup_codes(session, user.id) if method == "backup_code" else None
+                if normalized is not None and _consume_backup_code(
+                    session, user.id, self._code_hash(normalized), now
+                ):
+                    method = "backup_code"
+                if method is not None:
+                    lockout.record_success(session, user.id)
+                    # Counted only when one was used up: the person is told how many remain.
+                    left = (
+                        _unused_backup_codes(session, user.id) if method == "backup_code" else None
+                    )
+                    self.ctx.audit.append(
+                        session,
+                        AuditEntry(actor, "verify.accepted", user.username, {"method": method}),
+                        now,
+                    )
+                    return VerifyOutcome(True, "accepted", method, left)
+                locked_now = lockout.record_failure(session, user.id, settings, now)
                 self.ctx.audit.append(
                     session,
-                    AuditEntry(actor, "verify.accepted", user.username, {"method": method}),
+                    AuditEntry(
+                        actor,
+                        "verify.refused",
+                        user.username,
+                        {"reason": "wrong_code", "locked": locked_now},
+                    ),
                     now,
                 )
-                return VerifyOutcome(True, "accepted", method, left)
-            locked_now = lockout.record_failure(session, user.id, settings, now)
-            self.ctx.audit.append(
-                session,
-                AuditEntry(
-                    actor,
-                    "verify.refused",
-                    user.username,
-                    {"reason": "wrong_code", "locked": locked_now},
-                ),
-                now,
-            )
-            return VerifyOutcome(False, "wrong_code", locked_now=locked_now)
+                return VerifyOutcome(False, "wrong_code", locked_now=locked_now)
+        except BaseException:
+            # The reserved attempt was neither used nor given back (the key was rotated under a
+            # running process, the database went away): give it back, or it stays counted.
+            lockout.release_attempt(self.ctx.db, user.id)
+            raise
 
     # Helpers --------------------------------------------------------------------------------------
 
