@@ -175,18 +175,21 @@ def finish_interrupted_rotation(key_file: Path, checks: list[KeyCheck]) -> None:
         except FileNotFoundError:
             return
         text = os.read(descriptor, 4096).decode("ascii", errors="replace")
+        try:
+            new = decode_key(text, str(pending))
+        except StorageError:
+            new = None  # cut short while being written: the database cannot have used it yet
+        # Still holding the lock, and the path still names the file read: a new rotation cannot
+        # link its own side file here meanwhile (a link never replaces an existing name), so what
+        # is renamed or removed below is the file that was judged, never a newer one.
+        if new is not None and key_matches(checks, new):
+            os.replace(pending, key_file)
+        elif new is None or _file_matches(key_file, checks):
+            pending.unlink(missing_ok=True)
+        else:
+            return  # neither key fits: keep both files; the usual error names the expected key
     finally:
         os.close(descriptor)
-    try:
-        new = decode_key(text, str(pending))
-    except StorageError:
-        new = None  # cut short while being written: the database cannot have used it yet
-    if new is not None and key_matches(checks, new):
-        os.replace(pending, key_file)
-    elif new is None or _file_matches(key_file, checks):
-        pending.unlink(missing_ok=True)
-    else:
-        return  # neither key fits: keep both files and let the usual error name the expected key
     sync_directory(key_file.parent)
 
 

@@ -170,6 +170,34 @@ def test_an_open_during_a_rotation_waits_and_never_undoes_it(
             context.close()
 
 
+def test_a_leftover_side_file_is_judged_and_removed_under_its_lock(
+    ctx: Context, config: Config, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between judging a leftover side file and removing it, no new rotation may take it over:
+    a rotation starts by taking the side file's lock, so the lock must still be held when the
+    file is removed — or the removal could hit the new rotation's file and lose its key."""
+    seed(ctx, clock)
+    pending = side_key_file(config.key_file)
+    write_key_file(pending, new_key())  # a leftover: the database never used this key
+    locked_while_judging: list[bool] = []
+    judge = key_rotation._file_matches
+
+    def judging(key_file: Path, checks: list) -> bool:  # type: ignore[type-arg]
+        probe = os.open(pending, os.O_RDONLY)
+        try:
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            locked_while_judging.append(False)
+        except BlockingIOError:
+            locked_while_judging.append(True)
+        finally:
+            os.close(probe)
+        return judge(key_file, checks)
+
+    monkeypatch.setattr(key_rotation, "_file_matches", judging)
+    open_context(config, clock).close()
+    assert locked_while_judging == [True] and not pending.exists()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("step", key_rotation.STEPS)
 def test_a_rotation_killed_after_each_step_leaves_one_working_key(
