@@ -34,9 +34,7 @@ from mfa_tui.core.delivery.email import send_email
 from mfa_tui.core.errors import InputError, Refused
 from mfa_tui.core.models import (
     AccessPass,
-    CredentialState,
     Lockout,
-    MfaCredential,
     MfaStatus,
     MfaType,
     User,
@@ -44,7 +42,14 @@ from mfa_tui.core.models import (
 from mfa_tui.core.services.caller_check import require_verified_caller
 from mfa_tui.core.services.guard import authorize, refusals_audited
 from mfa_tui.core.services.settings_store import SettingsStore
-from mfa_tui.core.services.users import UserView, effective_mfa, find_user, require_user, to_view
+from mfa_tui.core.services.users import (
+    UserView,
+    active_credential,
+    effective_mfa,
+    find_user,
+    require_user,
+    to_view,
+)
 from mfa_tui.core.settings import Settings
 
 TAP = "tap"
@@ -398,14 +403,8 @@ def revoke_invitations(session: Session, user_id: int, now: datetime) -> None:
 
 
 def _has_active(session: Session, user: User) -> bool:
-    return (
-        session.exec(
-            select(MfaCredential.id).where(
-                MfaCredential.user_id == user.id, MfaCredential.state == CredentialState.ACTIVE
-            )
-        ).first()
-        is not None
-    )
+    assert user.id is not None
+    return active_credential(session, user.id) is not None
 
 
 def _named(user: User) -> Actor:

@@ -6,15 +6,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
-from sqlmodel import Session, col, select
+from sqlmodel import col
 
 from mfa_tui.core import lockout, passwords
 from mfa_tui.core.access import Actor
 from mfa_tui.core.audit import AuditEntry
 from mfa_tui.core.context import Context
-from mfa_tui.core.models import CredentialState, Lockout, MfaCredential, MfaStatus, MfaType, User
+from mfa_tui.core.models import Lockout, MfaCredential, MfaStatus, MfaType, User
 from mfa_tui.core.services.settings_store import SettingsStore
-from mfa_tui.core.services.users import UserView, effective_mfa, find_user, to_view
+from mfa_tui.core.services.users import (
+    UserView,
+    active_credential,
+    effective_mfa,
+    find_user,
+    to_view,
+)
 from mfa_tui.core.settings import Settings
 
 # Wrong passwords are free up to this many in a row, then each waits twice as long as the last.
@@ -58,14 +64,6 @@ def pending_expired(user: User, settings: Settings, now: datetime) -> bool:
     days = settings["mfa.pending_expiry_days"]
     since = user.mfa_status_since
     return bool(days) and since is not None and now >= since + timedelta(days=days)
-
-
-def _active(session: Session, user_id: int) -> MfaCredential | None:
-    return session.exec(
-        select(MfaCredential).where(
-            MfaCredential.user_id == user_id, MfaCredential.state == CredentialState.ACTIVE
-        )
-    ).one_or_none()
 
 
 class AuthService:
@@ -144,7 +142,7 @@ class AuthService:
         with self.ctx.db.read() as session:
             user = session.get(User, user_id)
             assert user is not None
-            return user, SettingsStore(self.ctx).load(session), _active(session, user_id)
+            return user, SettingsStore(self.ctx).load(session), active_credential(session, user_id)
 
     def record_login(self, actor: Actor, method: str) -> None:
         with self.ctx.db.write() as session:

@@ -39,7 +39,7 @@ from mfa_tui.core.models import (
 )
 from mfa_tui.core.services.guard import authorize, refusals_audited
 from mfa_tui.core.services.settings_store import SettingsStore
-from mfa_tui.core.services.users import effective_mfa, require_user
+from mfa_tui.core.services.users import active_credential, effective_mfa, require_user
 from mfa_tui.core.settings import Settings
 
 # The "Email code" alternate login: its codes are for logging in only, never for enrollment.
@@ -600,11 +600,8 @@ class StepUpRequired(PermissionDenied):
 
 
 def _active_credential(session: Session, user: User) -> MfaCredential | None:
-    return session.exec(
-        select(MfaCredential).where(
-            MfaCredential.user_id == user.id, MfaCredential.state == CredentialState.ACTIVE
-        )
-    ).one_or_none()
+    assert user.id is not None
+    return active_credential(session, user.id)
 
 
 def _find(session: Session, username: str) -> User | None:

@@ -16,7 +16,16 @@ from mfa_tui.core.audit import AuditEntry
 from mfa_tui.core.context import Context
 from mfa_tui.core.errors import ConflictError, InputError, NotFound
 from mfa_tui.core.lockout import LockState, state_of
-from mfa_tui.core.models import Lockout, MfaStatus, MfaType, ResetRequest, Role, User
+from mfa_tui.core.models import (
+    CredentialState,
+    Lockout,
+    MfaCredential,
+    MfaStatus,
+    MfaType,
+    ResetRequest,
+    Role,
+    User,
+)
 from mfa_tui.core.search import bulk_index_users, count_rows, search_condition
 from mfa_tui.core.services.guard import authorize, refusals_audited
 from mfa_tui.core.services.settings_store import SettingsStore
@@ -115,6 +124,15 @@ def _with_lockout(*, reset_requests_only: bool = False) -> Select[Any]:
     if reset_requests_only:
         return statement.join(ResetRequest, open_request)
     return statement.outerjoin(ResetRequest, open_request)
+
+
+def active_credential(session: Session, user_id: int) -> MfaCredential | None:
+    """The user's working factor, if any (at most one: a partial unique index)."""
+    return session.exec(
+        select(MfaCredential).where(
+            MfaCredential.user_id == user_id, MfaCredential.state == CredentialState.ACTIVE
+        )
+    ).one_or_none()
 
 
 def find_user(session: Session, username: str) -> User | None:
