@@ -120,9 +120,12 @@ class CallerCheck:
         self.settings = SettingsStore(ctx)
 
     def status(self, agent: Actor, username: str) -> CallerStatus:
+        """Whether ``agent`` verified this caller recently; refused (and audited) when the agent
+        may not act on the user at all, so a screen says so before asking for anything."""
         now = self.ctx.clock.now()
-        with self.ctx.db.read() as session:
+        with refusals_audited(self.ctx, agent), self.ctx.db.read() as session:
             user = require_user(session, username)
+            authorize(agent, Action.MANAGE_MFA, user)
             recent = _latest(session, agent, user.id, now)  # type: ignore[arg-type]
         if recent is None:
             return CallerStatus(False)

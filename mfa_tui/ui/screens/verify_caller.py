@@ -15,7 +15,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Static
 
-from mfa_tui.core.errors import MfaTuiError
+from mfa_tui.core.errors import MfaTuiError, PermissionDenied
 from mfa_tui.core.models import MFA_TYPE_LABELS, MfaType
 from mfa_tui.core.services.caller_check import CallerCheck, CallerStatus
 from mfa_tui.core.services.users import UserView
@@ -77,10 +77,18 @@ class VerifyCallerScreen(Screen[bool]):
     def _load_status(self) -> None:
         try:
             status = CallerCheck(self.app.ctx).status(self.actor, self.user.username)  # type: ignore[attr-defined]
+        except PermissionDenied as refused:
+            self.app.call_from_thread(self._refused, str(refused))
+            return
         except MfaTuiError as error:
             self.app.call_from_thread(self._say, str(error))
             return
         self.app.call_from_thread(self._show_status, status)
+
+    def _refused(self, reason: str) -> None:
+        """This agent may not act on the user: nothing to verify here."""
+        self.dismiss()
+        self.app.notify(reason, severity="error")
 
     def _show_status(self, status: CallerStatus) -> None:
         self.verified = status.verified
