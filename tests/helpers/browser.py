@@ -25,7 +25,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -96,6 +96,8 @@ class Prepared:
     admin: str
     admin_password: str
     admin_secret: str
+    # Every demo login's password (the helpdesk agent, alice, bob, ...), by username.
+    passwords: dict[str, str] = field(default_factory=dict)
 
     def context(self) -> Context:
         from mfa_tui.core.config import Config
@@ -126,7 +128,8 @@ def prepare_database(folder: Path) -> Prepared:
     clock = FixedClock(datetime.now(UTC) - timedelta(minutes=2))
     context = open_context(Config(url, key_file), clock)
     try:
-        [admin] = [login for login in seed_demo(context, Actor.cli()) if login.role == "admin"]
+        logins = seed_demo(context, Actor.cli())
+        [admin] = [login for login in logins if login.role == "admin"]
         mfa = MfaService(context)
         start = mfa.begin_enrollment(Actor.cli(), admin.username, "totp")
         assert start.provisioning_uri is not None
@@ -136,7 +139,8 @@ def prepare_database(folder: Path) -> Prepared:
         mfa.activate(Actor.cli(), admin.username, start.credential_id)
     finally:
         context.close()
-    return Prepared(url, key_file, admin.username, admin.password, secret)
+    passwords = {login.username: login.password for login in logins}
+    return Prepared(url, key_file, admin.username, admin.password, secret, passwords)
 
 
 def free_port() -> int:
