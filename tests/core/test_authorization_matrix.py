@@ -117,6 +117,10 @@ def _approve(ctx: Context, actor: Actor, name: str) -> object:
     return ResetRequests(ctx).approve(actor, name, override_reason="matrix")
 
 
+def _enrollment_begun_by_cli(ctx: Context, name: str) -> str:
+    return MfaService(ctx).begin_enrollment(Actor.cli(), name, "totp").credential_id
+
+
 # name → (operation, the Action SPEC §1 files it under). Services needing a verified caller are
 # called with an administrator's override reason; a helpdesk agent is then refused for want of a
 # verified caller, which counts as passing the role check (see ``attempt``).
@@ -165,6 +169,18 @@ OPERATIONS: dict[str, tuple[Operation, Action]] = {
         Action.MANAGE_MFA,
     ),
     "invitation": (lambda c, a, n: AccessPasses(c).invite(a, n), Action.MANAGE_MFA),
+    "see whether the caller is verified": (
+        lambda c, a, n: CallerCheck(c).status(a, n),
+        Action.MANAGE_MFA,
+    ),
+    "show an enrollment's QR code again": (
+        lambda c, a, n: MfaService(c).enrollment_view(a, _enrollment_begun_by_cli(c, n)),
+        Action.MANAGE_MFA,
+    ),
+    "check an enrollment's code": (
+        lambda c, a, n: MfaService(c).confirm_code(a, _enrollment_begun_by_cli(c, n), "000000"),
+        Action.MANAGE_MFA,
+    ),
 }
 ON_NOBODY: dict[str, tuple[Callable[[Context, Actor], object], Action]] = {
     "create a user": (
@@ -180,7 +196,11 @@ NEEDS_A_VERIFIED_CALLER = "Verify the caller first"
 # "own MFA: Preferences only, for every role": enrolling oneself is the service call Preferences
 # makes (with step-up once a factor works). Administration must not offer it for oneself: the
 # screens are checked in tests/ui/test_roles.py.
-OWN_MFA = {("configure now", S)}
+OWN_MFA = {
+    ("configure now", S),
+    ("show an enrollment's QR code again", S),
+    ("check an enrollment's code", S),
+}
 
 
 def attempt(ctx: Context, actor: Actor, call: Callable[[], object], target: str | None) -> str:

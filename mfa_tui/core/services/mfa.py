@@ -222,7 +222,7 @@ class MfaService:
 
     def enrollment_view(self, actor: Actor, credential_id: str) -> EnrollmentStart:
         """The QR code and secret of an enrollment still in progress, shown again."""
-        with self.ctx.db.read() as session:
+        with refusals_audited(self.ctx, actor), self.ctx.db.read() as session:
             credential, user = self._verifying(session, credential_id)
             self._authorize_enrollment(actor, user)
             env = self._env(self.settings.load(session))
@@ -230,7 +230,7 @@ class MfaService:
 
     def confirm_code(self, actor: Actor, credential_id: str, code: str) -> bool:
         """Check a code against a verifying credential; a counter it proves is used up."""
-        with self.ctx.db.read() as session:
+        with refusals_audited(self.ctx, actor), self.ctx.db.read() as session:
             credential, user = self._verifying(session, credential_id)
             self._authorize_enrollment(actor, user)
             env = self._env(self.settings.load(session))
