@@ -197,7 +197,7 @@ def database_share(ctx: Context, rounds: int) -> dict[str, object]:
 
     The difference between a figure and this is the UI's part (messages, layout, painting).
     """
-    pager = UserPager(ctx)
+    pager = UserPager(ctx, Actor.cli())
     size = UserTable.PAGE_SIZE
 
     def first_page(query: UserQuery) -> tuple[float, float]:

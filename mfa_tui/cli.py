@@ -539,19 +539,18 @@ def audit_list(
     ] = None,
 ) -> None:
     """The audit log, newest first."""
-    from mfa_tui.core.audit import list_events, write_csv
+    from mfa_tui.core.audit import write_csv
+    from mfa_tui.core.services.audit_reader import AuditReader
 
-    context = _state(ctx).context()
+    reader = AuditReader(_state(ctx).context())
     if verify:
-        with context.db.read() as session:
-            report = context.audit.verify(session)
+        report = reader.verify(_actor())
         typer.echo(f"head: {report.count} events, last hash {report.head_hash}")
         if not report.ok:
             _fail(f"The audit log is broken at row {report.first_bad_seq}: {report.problem}.", 1)
         typer.echo("The audit chain is intact.")
         return
-    with context.db.read() as session:
-        events = list_events(session, limit=limit, text=search)
+    events = reader.events(_actor(), limit=limit, text=search)
     if as_json:
         typer.echo(
             json.dumps(

@@ -23,12 +23,13 @@ from mfa_tui.core.context import Context
 from mfa_tui.core.errors import PermissionDenied
 from mfa_tui.core.kinds import Role
 from mfa_tui.core.services.access_pass import AccessPasses
+from mfa_tui.core.services.audit_reader import AuditReader
 from mfa_tui.core.services.caller_check import CallerCheck
 from mfa_tui.core.services.mfa import MfaService
 from mfa_tui.core.services.reset_requests import ResetRequests
 from mfa_tui.core.services.settings_store import SettingsStore
 from mfa_tui.core.services.user_edit import save_user_edit
-from mfa_tui.core.services.users import GeneralFields, UserService
+from mfa_tui.core.services.users import GeneralFields, UserPager, UserQuery, UserService
 from tests.ui.conftest import cheap_password_hashing  # noqa: F401 (autouse: argon2id, cheaply)
 
 ROLES = ["admin", "helpdesk", "user", "anonymous"]
@@ -183,6 +184,13 @@ OPERATIONS: dict[str, tuple[Operation, Action]] = {
     ),
 }
 ON_NOBODY: dict[str, tuple[Callable[[Context, Actor], object], Action]] = {
+    "list and search users": (
+        lambda c, a: UserPager(c, a).page(UserQuery("t-"), 0, 10, 0, exact=False),
+        Action.VIEW_USERS,
+    ),
+    "count users": (lambda c, a: UserPager(c, a).count(UserQuery()), Action.VIEW_USERS),
+    "read the audit log": (lambda c, a: AuditReader(c).events(a, limit=5), Action.READ_LOGS),
+    "check the audit chain": (lambda c, a: AuditReader(c).verify(a), Action.READ_LOGS),
     "create a user": (
         lambda c, a: UserService(c).create(a, f"new-{a.role or 'anon'}"),
         Action.MANAGE_ACCOUNTS,

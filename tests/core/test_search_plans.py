@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlmodel import col
 
 from mfa_tui.core import search
+from mfa_tui.core.access import Actor
 from mfa_tui.core.clock import FixedClock
 from mfa_tui.core.config import Config
 from mfa_tui.core.context import Context, open_context
@@ -48,7 +49,10 @@ def test_a_rare_fragment_is_answered_from_the_trigram_index(seeded: Context) -> 
     assert "VIRTUAL TABLE INDEX" in plan
     # Found through the index: an exact id list and count, no scan of the users table.
     assert condition.exact_count is not None and 0 < condition.exact_count <= SPARSE_LIMIT
-    assert UserPager(seeded).count(UserQuery("lovelace000")).total == condition.exact_count
+    assert (
+        UserPager(seeded, Actor.cli()).count(UserQuery("lovelace000")).total
+        == condition.exact_count
+    )
 
 
 def test_a_dense_fragment_walks_the_sort_index_and_is_counted_only_up_to_a_cap(
@@ -57,7 +61,7 @@ def test_a_dense_fragment_walks_the_sort_index_and_is_counted_only_up_to_a_cap(
     with seeded.db.read() as session:
         condition = search_condition(session, "example")
     assert condition.exact_count is None  # too many matches to list: filtered while walking
-    matches = UserPager(seeded).count(UserQuery("example"))
+    matches = UserPager(seeded, Actor.cli()).count(UserQuery("example"))
     assert matches.total == 5_000 and matches.exact  # below the cap the count is still exact
 
 

@@ -377,9 +377,11 @@ def test_import_a_good_file(
     with ctx.db.read() as session:
         assert ctx.audit.verify(session).ok
     # The search index took them in (the import fills it in one statement, not row by row).
-    assert [v.username for v in UserPager(ctx).page(UserQuery("Lee"), 0, 10, 0)] == ["ann"]
+    assert [v.username for v in UserPager(ctx, Actor.cli()).page(UserQuery("Lee"), 0, 10, 0)] == [
+        "ann"
+    ]
     users.create(cli_actor, "dan", display_name="Dan Lee")  # and the row trigger is back
-    assert UserPager(ctx).count(UserQuery("lee")) == MatchCount(2, True)
+    assert UserPager(ctx, Actor.cli()).count(UserQuery("lee")) == MatchCount(2, True)
 
 
 def test_import_with_bad_lines_imports_nothing_and_lists_every_bad_line(

@@ -566,12 +566,18 @@ class UserPager:
     and End are both fast.
     """
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, actor: Actor) -> None:
         self.ctx = ctx
+        self.actor = actor  # who reads: staff or the CLI (SPEC §1, view Administration – Users)
         self.settings = SettingsStore(ctx)
         self.rows_fetched = 0  # for tests that prove the table never loads everything
 
+    def _authorize(self) -> None:
+        with refusals_audited(self.ctx, self.actor):
+            authorize(self.actor, Action.VIEW_USERS)
+
     def count(self, query: UserQuery) -> MatchCount:
+        self._authorize()
         with self.ctx.db.read() as session:
             condition = search_condition(session, query.search, short_as_prefix=True)
             statement = _with_requests(select(User.id), query.reset_requests_only)
@@ -594,6 +600,7 @@ class UserPager:
             limit = min(limit, total - offset)
         else:
             start = offset
+        self._authorize()
         with self.ctx.db.read() as session:
             condition = search_condition(
                 session,

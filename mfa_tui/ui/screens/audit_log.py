@@ -12,8 +12,10 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from mfa_tui.core.audit import AuditRecord, list_events, write_csv
+from mfa_tui.core.access import Actor
+from mfa_tui.core.audit import AuditRecord, write_csv
 from mfa_tui.core.errors import MfaTuiError
+from mfa_tui.core.services.audit_reader import AuditReader
 from mfa_tui.ui.display import plain
 from mfa_tui.ui.downloads import offer_download
 
@@ -42,6 +44,14 @@ class AuditLogScreen(Screen[None]):
         yield Static("", id="audit-status")
         yield Footer()
 
+    @property
+    def _reader(self) -> AuditReader:
+        return AuditReader(self.app.ctx)  # type: ignore[attr-defined]
+
+    @property
+    def _actor(self) -> Actor:
+        return self.app.signed_in.actor  # type: ignore[attr-defined,no-any-return]
+
     def on_mount(self) -> None:
         self.title = "Logs"
         table = self.query_one("#audit-events", DataTable)
@@ -51,9 +61,11 @@ class AuditLogScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="audit-load")
     def _load(self, text: str) -> None:
-        ctx = self.app.ctx  # type: ignore[attr-defined]
-        with ctx.db.read() as session:
-            events = list_events(session, limit=PAGE, text=text or None)
+        try:
+            events = self._reader.events(self._actor, limit=PAGE, text=text or None)
+        except MfaTuiError as error:
+            self.app.call_from_thread(self.app.notify, str(error), severity="error")
+            return
         self.app.call_from_thread(self._show, events, text)
 
     def _show(self, events: list[AuditRecord], text: str) -> None:
@@ -87,10 +99,8 @@ class AuditLogScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="audit-verify")
     def action_verify(self) -> None:
-        ctx = self.app.ctx  # type: ignore[attr-defined]
         try:
-            with ctx.db.read() as session:
-                report = ctx.audit.verify(session)
+            report = self._reader.verify(self._actor)
         except MfaTuiError as error:
             self.app.call_from_thread(self.app.notify, str(error), severity="error")
             return
@@ -111,8 +121,7 @@ class AuditLogScreen(Screen[None]):
         """Every event the filter matches, not only the newest shown, as the CLI's --csv."""
         ctx = self.app.ctx  # type: ignore[attr-defined]
         try:
-            with ctx.db.read() as session:
-                events = list_events(session, text=text or None)
+            events = self._reader.events(self._actor, text=text or None)
         except MfaTuiError as error:
             self.app.call_from_thread(self.app.notify, str(error), severity="error")
             return

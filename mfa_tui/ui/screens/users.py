@@ -56,7 +56,7 @@ class UsersScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Input(id="search", placeholder="/ Search username, name or email")
-        yield UserTable(UserPager(self.app.ctx), id="users")  # type: ignore[attr-defined]
+        yield UserTable(UserPager(self.app.ctx, self.actor), id="users")  # type: ignore[attr-defined]
         yield Static("", id="users-status")
         yield Footer()
 
