@@ -4,6 +4,7 @@ access passes and enrollment invitations — on SQLite and PostgreSQL, with a re
 from __future__ import annotations
 
 import re
+import socket
 from datetime import timedelta
 
 import pyotp
@@ -14,7 +15,7 @@ from mfa_tui.core.access import Actor
 from mfa_tui.core.audit import list_events
 from mfa_tui.core.clock import FixedClock
 from mfa_tui.core.context import Context
-from mfa_tui.core.errors import InputError, PermissionDenied, Refused
+from mfa_tui.core.errors import InputError, MfaTuiError, PermissionDenied, Refused
 from mfa_tui.core.models import AccessPass, MfaCredential, MfaStatus
 from mfa_tui.core.services.access_pass import AccessPasses
 from mfa_tui.core.services.auth import AuthService
@@ -319,6 +320,36 @@ def test_an_invitation_is_emailed_when_email_is_set_up(
     assert AccessPasses(ctx).redeem_invitation("erin", code.group(1), NEW_PASSWORD).mfa_type == (
         "totp"
     )
+
+
+def test_an_invitation_whose_email_cannot_be_sent_is_not_left_live(
+    ctx: Context, agents: tuple[Actor, Actor], smtp: SmtpServer
+) -> None:
+    """SMTP down: the agent is told, no live code that nobody received, and the log says so;
+    once the server is back the same invitation goes out and works."""
+    helpdesk, _ = agents
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        dead_port = closed.getsockname()[1]
+    SettingsStore(ctx).set_many(Actor.cli(), {**smtp.settings(), "smtp.port": str(dead_port)})
+    add_user(ctx, "ivy", email="ivy@example.com")
+    MfaService(ctx).set_type(Actor.cli(), "ivy", "totp", configure_later=True)
+    with pytest.raises(MfaTuiError) as unsent:
+        AccessPasses(ctx).invite(helpdesk, "ivy")
+    assert "\n" not in str(unsent.value) and str(dead_port) in str(unsent.value)
+    with ctx.db.read() as session:
+        [row] = session.exec(select(AccessPass)).all()
+        events = list_events(session)
+    assert row.revoked_at is not None
+    assert [e.action for e in events[:2]] == ["invitation.revoke", "invitation.create"]
+    assert events[0].details["reason"] == str(unsent.value)
+
+    SettingsStore(ctx).set_many(Actor.cli(), smtp.settings())
+    assert AccessPasses(ctx).invite(helpdesk, "ivy").sent_to == "iv…@example.com"
+    [mail] = smtp.wait_for(1)
+    code = re.search(r"\b([2-9A-Z]{4}-[2-9A-Z]{4}-[2-9A-Z]{4}-[2-9A-Z]{4})\b", mail.text)
+    assert code is not None
+    assert AccessPasses(ctx).redeem_invitation("ivy", code.group(1), NEW_PASSWORD)
 
 
 def test_no_invitation_for_a_working_factor_or_no_type(

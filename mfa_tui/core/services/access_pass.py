@@ -31,7 +31,7 @@ from mfa_tui.core.backup_codes import ALPHABET, format_code
 from mfa_tui.core.context import Context
 from mfa_tui.core.delivery import masked_address
 from mfa_tui.core.delivery.email import send_email
-from mfa_tui.core.errors import InputError, Refused
+from mfa_tui.core.errors import InputError, MfaTuiError, Refused
 from mfa_tui.core.models import (
     AccessPass,
     Lockout,
@@ -218,15 +218,28 @@ class AccessPasses:
         if email is None:
             return IssuedPass(code, expires_at)
         issuer = settings.totp_issuer
-        send_email(
-            settings,
-            email,
-            f"{issuer}: set up your second factor",
-            f"You are invited to set up your second factor for {issuer}.\n\n"
-            f"At the login screen choose 'I have an invitation', enter your username "
-            f"({user.username}) and this code:\n\n    {code}\n\n"
-            f"It works once, until {expires_at:%Y-%m-%d %H:%M} UTC.\n",
-        )
+        try:
+            send_email(
+                settings,
+                email,
+                f"{issuer}: set up your second factor",
+                f"You are invited to set up your second factor for {issuer}.\n\n"
+                f"At the login screen choose 'I have an invitation', enter your username "
+                f"({user.username}) and this code:\n\n    {code}\n\n"
+                f"It works once, until {expires_at:%Y-%m-%d %H:%M} UTC.\n",
+            )
+        except MfaTuiError as unsent:
+            # Nobody has the code: it must not stay live, and the log must not say it was sent.
+            with self.ctx.db.write() as session:
+                self._revoke(session, user, INVITATION, now)
+                self.ctx.audit.append(
+                    session,
+                    AuditEntry(
+                        actor.name, "invitation.revoke", user.username, {"reason": str(unsent)}
+                    ),
+                    self.ctx.clock.now(),
+                )
+            raise
         return IssuedPass(None, expires_at, sent_to=masked_address(email))
 
     def redeem_invitation(self, username: str, code: str, new_password: str) -> Redeemed:
