@@ -662,7 +662,8 @@ def verify_service(
     from mfa_tui.verify_service import allowed_uids, run
 
     path = socket or ConfigFile.load().verify_socket or DEFAULT_VERIFY_SOCKET
-    run(_state(ctx).context(), path, allowed_uids(allow_user or ()))
+    state = _state(ctx)
+    run(state.context(), path, allowed_uids(allow_user or ()), state.config)
 
 
 @app.command()

@@ -11,6 +11,10 @@ Only root and the service's own account are answered (SO_PEERCRED, whatever the 
 through); requests are one line of at most ``MAX_REQUEST_BYTES``, read within
 ``REQUEST_SECONDS``; a bad request gets a refusal and never ends the service; SIGTERM stops it
 after the requests in flight are answered.
+
+``mfa-tui keys rotate`` replaces the key file: before each answer the service looks at the file
+(one ``stat``) and, when it is another file than the one it opened with, opens the database again
+with the new key, so logins go on working without a restart.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from collections.abc import Iterable
 from contextlib import suppress
 from pathlib import Path
 
-from mfa_tui.core.context import Context
+from mfa_tui.core.config import Config
+from mfa_tui.core.context import Context, open_context
 from mfa_tui.core.errors import InputError, MfaTuiError
 from mfa_tui.core.services.mfa import MfaService
 from mfa_tui.core.text import printable
@@ -123,15 +128,33 @@ class VerifyServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     block_on_close = True  # server_close() waits for the answers in flight
     request_queue_size = 64
 
-    def __init__(self, path: Path, context: Context, allowed: frozenset[int]) -> None:
+    def __init__(
+        self, path: Path, context: Context, allowed: frozenset[int], config: Config | None = None
+    ) -> None:
         self.context = context
         self.allowed = allowed
+        self._config = config  # to open the database again after a key rotation
+        self._key_seen = key_file_identity(config)
+        self._reopening = threading.Lock()
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__(str(path), _Connection)
 
+    def current_context(self) -> Context:
+        """The open context, opened again first if the key file was replaced (keys rotate)."""
+        if self._config is None or key_file_identity(self._config) == self._key_seen:
+            return self.context
+        with self._reopening:
+            seen = key_file_identity(self._config)
+            if seen != self._key_seen:
+                # Answers in flight finish on the old context; it closes with the process.
+                self.context = open_context(self._config)
+                self._key_seen = seen
+                log("the key file was replaced (keys rotate): opened the database with the new key")
+        return self.context
+
     def answer(self, request: Request) -> Answer:
         try:
-            outcome = MfaService(self.context).verify(
+            outcome = MfaService(self.current_context()).verify(
                 request.user,
                 request.code,
                 actor_name=request.actor,
@@ -173,7 +196,21 @@ class VerifyServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         log(f"a connection failed:\n{traceback.format_exc()}")
 
 
-def bind(path: Path, context: Context, allowed: frozenset[int]) -> VerifyServer:
+def key_file_identity(config: Config | None) -> tuple[int, int, int] | None:
+    """Which file the key file is now (device, inode, modification time); None if there is none to
+    follow (a key given in the environment, no config) or it cannot be read right now."""
+    if config is None or config.secret_key_text:
+        return None
+    try:
+        found = os.stat(config.key_file)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino, found.st_mtime_ns
+
+
+def bind(
+    path: Path, context: Context, allowed: frozenset[int], config: Config | None = None
+) -> VerifyServer:
     """Listen on ``path`` (mode 0660; its folder, if created here, 0700)."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if path.is_socket():
@@ -193,16 +230,18 @@ def bind(path: Path, context: Context, allowed: frozenset[int]) -> VerifyServer:
     # The socket is born with its mode: no moment when others could connect.
     previous = os.umask(0o117)
     try:
-        return VerifyServer(path, context, allowed)
+        return VerifyServer(path, context, allowed, config)
     except OSError as error:
         raise InputError(f"Cannot listen on {path}: {error.strerror or error}.") from None
     finally:
         os.umask(previous)
 
 
-def run(context: Context, path: Path, allowed: frozenset[int]) -> None:
+def run(
+    context: Context, path: Path, allowed: frozenset[int], config: Config | None = None
+) -> None:
     """Answer until SIGTERM or SIGINT, then finish the answers in flight and remove the socket."""
-    server = bind(path, context, allowed)
+    server = bind(path, context, allowed, config)
 
     def stop(_signal: int, _frame: object) -> None:
         # shutdown() waits for serve_forever(), which runs in this very thread: ask from another.

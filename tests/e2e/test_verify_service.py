@@ -213,6 +213,30 @@ def test_lockout_applies_through_the_service(installation: Installation, sqlite_
     )
 
 
+def test_logins_go_on_through_a_key_rotation_without_a_restart(
+    installation_on_any_db: Installation, ready: Cli
+) -> None:
+    """``keys rotate`` replaces the key file under the running service: its next answer opens
+    the database again with the new key instead of failing every login until a restart."""
+    installation = installation_on_any_db
+    ready.ok("users", "add", "dora")
+    secret = configure_totp(ready, "dora")
+    installation.start()
+    totp = pyotp.TOTP(secret)
+    before = installation.verify(totp.now(), pam_user="dora")
+    assert (before.code, before.via_service) == (0, True), before
+
+    old_key = installation.cli.key_file.read_bytes()
+    ready.ok("keys", "rotate")
+    assert installation.cli.key_file.read_bytes() != old_key
+
+    after = installation.verify(totp.at(time.time() + 30), pam_user="dora")  # the next step
+    assert (after.code, after.lines, after.via_service) == (0, ["Code accepted."], True), after
+    assert installation.stop() == 0
+    log = installation.log()
+    assert log.count("opened the database with the new key") == 1, log
+
+
 def _ask_raw(path: Path, data: bytes) -> bytes:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
         connection.settimeout(30)
