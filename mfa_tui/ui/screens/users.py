@@ -129,6 +129,10 @@ class UsersScreen(Screen[None]):
             layout=False,
         )
 
+    @on(UserTable.LoadFailed)
+    def _load_failed(self, event: UserTable.LoadFailed) -> None:
+        self.query_one("#users-status", Static).update(plain(event.message), layout=False)
+
     # Actions on the selected user -----------------------------------------------------------------
 
     @on(UserTable.UserSelected)

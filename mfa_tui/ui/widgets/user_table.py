@@ -20,6 +20,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from mfa_tui.core.errors import MfaTuiError
 from mfa_tui.core.services.users import MatchCount, UserPager, UserQuery, UserView
 from mfa_tui.core.text import printable
 
@@ -105,6 +106,13 @@ class UserTable(ScrollView, can_focus=True):
             self.exact = exact
             self.counting = counting
 
+    class LoadFailed(Message):
+        """The rows could not be read (the database is down, locked…): ``message`` says why."""
+
+        def __init__(self, message: str) -> None:
+            super().__init__()
+            self.message = message
+
     def __init__(self, pager: UserPager, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.pager = pager
@@ -135,17 +143,28 @@ class UserTable(ScrollView, can_focus=True):
 
     @work(thread=True, exclusive=True, group="user-table-count")
     def _count(self, generation: int, query: UserQuery) -> None:
-        # The first page goes on screen before the count, which can take longer (a million rows).
-        first = self.pager.page(query, 0, self.PAGE_SIZE, 0, exact=False)
-        if len(first) < self.PAGE_SIZE:
-            # Every match is on the first page: that is the count, no need to ask for it.
-            self.app.call_from_thread(
-                self._counted, generation, MatchCount(len(first), True), first
-            )
+        try:
+            # The first page goes on screen before the count, which can take longer (a million
+            # rows).
+            first = self.pager.page(query, 0, self.PAGE_SIZE, 0, exact=False)
+            if len(first) < self.PAGE_SIZE:
+                # Every match is on the first page: that is the count, no need to ask for it.
+                self.app.call_from_thread(
+                    self._counted, generation, MatchCount(len(first), True), first
+                )
+                return
+            self.app.call_from_thread(self._first_page_shown, generation, first)
+            matches = self.pager.count(query)
+        except MfaTuiError as error:
+            self.app.call_from_thread(self._failed, generation, str(error))
             return
-        self.app.call_from_thread(self._first_page_shown, generation, first)
-        matches = self.pager.count(query)
         self.app.call_from_thread(self._counted, generation, matches, None)
+
+    def _failed(self, generation: int, message: str) -> None:
+        # What is on screen stays, and nothing more is fetched for this query (no retry at every
+        # repaint): the next load, a search or a sort, tries again.
+        if generation == self._generation:
+            self.post_message(self.LoadFailed(message))
 
     def _first_page_shown(self, generation: int, first_page: list[UserView]) -> None:
         if generation != self._generation:
@@ -190,9 +209,13 @@ class UserTable(ScrollView, can_focus=True):
     def _fetch(
         self, generation: int, query: UserQuery, page_number: int, total: int, exact: bool
     ) -> None:
-        rows = self.pager.page(
-            query, page_number * self.PAGE_SIZE, self.PAGE_SIZE, total, exact=exact
-        )
+        try:
+            rows = self.pager.page(
+                query, page_number * self.PAGE_SIZE, self.PAGE_SIZE, total, exact=exact
+            )
+        except MfaTuiError as error:
+            self.app.call_from_thread(self._failed, generation, str(error))
+            return
         self.app.call_from_thread(self._fetched, generation, page_number, rows)
 
     def _fetched(self, generation: int, page_number: int, rows: list[UserView]) -> None:
