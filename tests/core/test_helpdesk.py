@@ -402,3 +402,34 @@ def test_an_invitation_ends_when_a_factor_is_set_up_or_the_role_changes(
     UserService(ctx).update_general(Actor.cli(), gus.id, gus.version, GeneralFields(role="admin"))
     with pytest.raises(Refused):
         AccessPasses(ctx).redeem_invitation("gus", gus_code, NEW_PASSWORD)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({}, None),  # nothing set up: use a backup code
+        ({"smtp.host": "mail.example.com"}, "email"),  # email first
+        ({"sms.account_sid": "AC1"}, None),  # a gateway account alone sends nothing
+        ({"sms.account_sid": "AC1", "sms.auth_token": "t", "sms.from": "+15550000000"}, "sms"),
+        ({"sms.mode": "carrier", "sms.carrier_domain": "sms.example.net"}, None),  # no SMTP
+        (
+            {"sms.mode": "carrier", "sms.account_sid": "AC1", "sms.auth_token": "t"},
+            None,  # carrier mode ignores the gateway account left from before
+        ),
+    ],
+)
+def test_a_code_for_a_lost_factor_goes_only_where_it_can_be_delivered(
+    values: dict[str, str], expected: str | None
+) -> None:
+    from mfa_tui.core.models import User
+    from mfa_tui.core.services.caller_check import lost_channel
+    from mfa_tui.core.settings import Settings
+
+    settings = Settings.from_values(values)
+    with_phone_only = User(username="pat", username_key="pat", phone="+15551230000")
+    with_both = User(username="kim", username_key="kim", email="kim@example.com", phone="+1555")
+    if expected == "email":
+        assert lost_channel(settings, with_both) == "email"
+        assert lost_channel(settings, with_phone_only) is None
+    else:
+        assert lost_channel(settings, with_phone_only) == expected

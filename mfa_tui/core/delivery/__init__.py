@@ -7,6 +7,24 @@ carrier's email-to-SMS gateway through SMTP).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mfa_tui.core.settings import Settings
+
+
+def email_ready(settings: Settings) -> bool:
+    """Email can be sent: an SMTP server is set."""
+    return bool(settings["smtp.host"])
+
+
+def sms_ready(settings: Settings) -> bool:
+    """SMS can be sent: the gateway's account, token and sender, or (carrier mode) a carrier
+    domain and the SMTP server that mails to it."""
+    if settings["sms.mode"] == "carrier":
+        return bool(settings["sms.carrier_domain"]) and email_ready(settings)
+    return all(settings[key] for key in ("sms.account_sid", "sms.auth_token", "sms.from"))
+
 
 def masked_address(address: str) -> str:
     """Enough of an email address for its owner to recognise it: ``al…@example.com``."""

@@ -29,7 +29,7 @@ from mfa_tui.core.access import Action, Actor
 from mfa_tui.core.audit import AuditEntry
 from mfa_tui.core.backup_codes import ALPHABET, format_code
 from mfa_tui.core.context import Context
-from mfa_tui.core.delivery import masked_address
+from mfa_tui.core.delivery import email_ready, masked_address
 from mfa_tui.core.delivery.email import send_email
 from mfa_tui.core.errors import InputError, MfaTuiError, Refused
 from mfa_tui.core.models import (
@@ -204,7 +204,7 @@ class AccessPasses:
                 MfaService(self.ctx).apply_type(session, actor, user, mfa_type, now)
             self._revoke(session, user, INVITATION, now)
             self._insert(session, actor, user, INVITATION, code, expires_at, True, now)
-            email = user.email if settings["smtp.host"] else None
+            email = user.email if email_ready(settings) else None
             self.ctx.audit.append(
                 session,
                 AuditEntry(

@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 from mfa_tui.core.access import Action, Actor
 from mfa_tui.core.audit import AuditEntry
 from mfa_tui.core.context import Context
-from mfa_tui.core.delivery import codes, masked_address, masked_phone
+from mfa_tui.core.delivery import codes, email_ready, masked_address, masked_phone, sms_ready
 from mfa_tui.core.errors import InputError
 from mfa_tui.core.factors import FactorEnv, factor_for
 from mfa_tui.core.kinds import Role
@@ -104,12 +104,9 @@ def _latest(
 
 def lost_channel(settings: Settings, user: User) -> str | None:
     """Where a code for a caller who lost their factor goes: email first, else SMS, if set up."""
-    if user.email and settings["smtp.host"]:
+    if user.email and email_ready(settings):
         return "email"
-    sms_ready = settings["sms.account_sid"] or (
-        settings["sms.mode"] == "carrier" and settings["sms.carrier_domain"]
-    )
-    if user.phone and sms_ready:
+    if user.phone and sms_ready(settings):
         return "sms"
     return None
 

@@ -19,7 +19,7 @@ from mfa_tui.core import backup_codes, lockout, validation
 from mfa_tui.core.access import Action, Actor
 from mfa_tui.core.audit import AuditEntry
 from mfa_tui.core.context import Context
-from mfa_tui.core.delivery import codes, masked_address
+from mfa_tui.core.delivery import codes, email_ready, masked_address
 from mfa_tui.core.errors import ConflictError, InputError, NotFound, PermissionDenied, Refused
 from mfa_tui.core.factors import (
     ChallengeRequired,
@@ -585,7 +585,7 @@ def email_code_offered(settings: Settings, email: str | None, mfa_type: str) -> 
     needs a second factor (``mfa_type`` as it takes effect), and email is not already that factor."""
     return bool(
         settings["alternate.email"]
-        and settings["smtp.host"]
+        and email_ready(settings)
         and email
         and mfa_type not in (MfaType.NONE, MfaType.EMAIL)
     )
