@@ -40,15 +40,30 @@ def _enroll_with_backup_codes(
     return raw, encoded, codes
 
 
-def _forbidden(raw: bytes, encoded: str, codes: list[str]) -> list[bytes]:
+def secret_spellings(raw: bytes) -> list[bytes]:
+    """An OTP secret as it could sit in a file: raw, base32 (upper, lower, grouped), UTF-16."""
+    encoded = otp.base32_secret(raw)
     grouped = otp.grouped_secret(raw)
     assert " " in grouped
-    needles = [raw, encoded.encode(), encoded.lower().encode(), grouped.encode()]
-    needles += [grouped.encode("utf-16-le"), encoded.encode("utf-16-le")]
-    for code in codes:
-        compact = code.replace("-", "")
-        needles += [code.encode(), compact.encode(), compact.lower().encode()]
-    return needles
+    return [
+        raw,
+        encoded.encode(),
+        encoded.lower().encode(),
+        grouped.encode(),
+        grouped.encode("utf-16-le"),
+        encoded.encode("utf-16-le"),
+    ]
+
+
+def code_spellings(code: str) -> list[bytes]:
+    """A backup code (or pass) as printed, without its dashes, and lowercase."""
+    compact = code.replace("-", "")
+    return [code.encode(), compact.encode(), compact.lower().encode()]
+
+
+def _forbidden(raw: bytes, encoded: str, codes: list[str]) -> list[bytes]:
+    assert otp.base32_secret(raw) == encoded
+    return secret_spellings(raw) + [s for code in codes for s in code_spellings(code)]
 
 
 def _leaks(haystack: bytes, needles: list[bytes]) -> list[bytes]:
