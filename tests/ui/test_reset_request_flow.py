@@ -293,11 +293,12 @@ async def test_helpdesk_denies_and_approves_for_role_user_only(
         assert stored_user(ctx, "carol").mfa_status == "pending"
         assert credential_states(ctx, "carol") == []
 
-        await pilot.press("a")  # hd2's caller could not be verified: no approval
-        await until(pilot, lambda: "Verify the caller first" in notices(pilot), "no")
+        await pilot.press("a")  # hd2 is helpdesk staff: refused before any caller check
+        refusal = "Helpdesk staff can only act on users with the role user."
+        await until(pilot, lambda: refusal in notices(pilot), "the refusal")
         assert open_requests(ctx) == ["hd2"]
         assert credential_states(ctx, "hd2") == ["active"]
-        assert audit_count(ctx, "denied", "hd2") == 1
+        assert audit_count(ctx, "denied", "hd2") == 2  # the caller check above, and this
 
         await log_out(pilot)
         await log_in(pilot, "bob")
