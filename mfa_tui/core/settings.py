@@ -14,6 +14,7 @@ from typing import Any
 
 from mfa_tui.core.errors import InputError
 from mfa_tui.core.kinds import MFA_TYPE_LABELS, MfaType
+from mfa_tui.core.text import has_control_characters
 
 USAGE_CHOICES = ("skipped", "optional", "required")
 USAGE_LABELS = {"skipped": "Skipped", "optional": "Optional per user", "required": "Required"}
@@ -70,6 +71,9 @@ class SettingSpec:
             value = text
             if len(value) > 512:
                 raise InputError(f"{self.key} is too long (512 characters at most).")
+            # Shown in the console and sent to servers: never anything a terminal acts on.
+            if has_control_characters(value):
+                raise InputError(f"{self.key} contains control characters: remove them.")
         problem = self.check(value) if self.check else None
         if problem:
             raise InputError(problem if self.key in problem else f"{self.key}: {problem}")
@@ -88,6 +92,14 @@ class SettingSpec:
 def _check_issuer(value: str) -> str | None:
     if not value or ":" in value:
         return "totp.issuer must be non-empty and must not contain ':' (authenticator apps split on it)."
+    if len(value) > 64:  # it is in the QR code twice: a longer one may not fit in any QR code
+        return "totp.issuer is too long (64 characters at most)."
+    return None
+
+
+def _check_radius_attribute(value: str) -> str | None:
+    if len(value.encode("utf-8")) > 253:
+        return "radius.nas_identifier is too long for a RADIUS attribute (253 bytes at most)."
     return None
 
 
@@ -143,7 +155,7 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("radius.port", "int", 1812, "RADIUS port", minimum=1, maximum=65535),
     SettingSpec("radius.secret", "str", "", "RADIUS shared secret", secret=True),
     SettingSpec("radius.timeout", "int", 5, "RADIUS timeout in seconds", minimum=1, maximum=60),
-    SettingSpec("radius.nas_identifier", "str", "mfa-tui", "RADIUS NAS-Identifier"),
+    SettingSpec("radius.nas_identifier", "str", "mfa-tui", "RADIUS NAS-Identifier", check=_check_radius_attribute),
     SettingSpec("radius.strip_domain", "bool", False, "RADIUS: strip the domain from usernames"),
     SettingSpec("radius.failover_server", "str", "", "RADIUS failover server", check=_check_host),
     SettingSpec("radius.failover_port", "int", 1812, "RADIUS failover port", minimum=1, maximum=65535),

@@ -56,7 +56,7 @@ def split_enrollment_code(text: str) -> tuple[str, dict[str, str]]:
     if text.startswith("{"):
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep to decode
             return text, {}
         if (
             isinstance(data, dict)

@@ -45,6 +45,7 @@ ACCESS_REJECT = 3
 ACCESS_CHALLENGE = 11
 
 MESSAGE_AUTHENTICATOR = 80
+MAX_PASSWORD_BYTES = 128  # RFC 2865 section 5.2
 STATE_TABLE = "radius_challenge"
 TEST_USERNAME = "mfa-tui-settings-test"
 _DICTIONARY = """\
@@ -112,6 +113,8 @@ class RadiusFactor:
     def verify(
         self, env: FactorEnv, credential: MfaCredential, user: User, code: str
     ) -> Proof | None:
+        if not _fits_user_password(code):
+            return None  # no passcode is that long (or unencodable): never sent, a wrong code
         enrolling = credential.state == CredentialState.VERIFYING
         # The enrollment screens carry one code at a time: there the State of a second prompt
         # waits, sealed, on the verifying credential itself until the next code.
@@ -183,6 +186,13 @@ def _keep_enrollment_state(env: FactorEnv, credential: MfaCredential, sealed: st
         )
 
 
+def _fits_user_password(code: str) -> bool:
+    try:
+        return len(code.encode("utf-8")) <= MAX_PASSWORD_BYTES
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+
+
 def radius_username(env: FactorEnv, user: User) -> str:
     name = user.username
     if env.settings["radius.strip_domain"]:
@@ -239,10 +249,16 @@ def _request(
     packet = AuthPacket(secret=server.secret, dict=_dictionary())
     # First in the packet, as RFC 3579 advises and the Blast-RADIUS mitigations expect.
     packet.add_message_authenticator()
-    packet["User-Name"] = username
+    try:
+        packet["User-Name"] = username
+        if nas_identifier:
+            packet["NAS-Identifier"] = nas_identifier
+    except ValueError:  # pyrad: an attribute holds 253 bytes at most
+        raise ProviderUnavailable(
+            "The username or radius.nas_identifier is longer than a RADIUS attribute holds "
+            "(253 bytes); shorten it."
+        ) from None
     packet["User-Password"] = packet.PwCrypt(password)
-    if nas_identifier:
-        packet["NAS-Identifier"] = nas_identifier
     if state is not None:
         packet["State"] = state
     return packet
