@@ -18,6 +18,7 @@ from mfa_tui.core.errors import MfaTuiError
 from mfa_tui.core.services.audit_reader import AuditReader
 from mfa_tui.ui.display import plain
 from mfa_tui.ui.downloads import offer_download
+from mfa_tui.ui.widgets.text_input import TextInput
 
 PAGE = 500
 
@@ -39,7 +40,7 @@ class AuditLogScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Input(id="audit-filter", placeholder="/ Filter by actor, action or user")
+        yield TextInput(id="audit-filter", placeholder="/ Filter by actor, action or user")
         yield DataTable(id="audit-events", cursor_type="row", zebra_stripes=True)
         yield Static("", id="audit-status")
         yield Footer()

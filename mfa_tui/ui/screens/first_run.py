@@ -14,6 +14,7 @@ from mfa_tui.core.errors import MfaTuiError
 from mfa_tui.core.models import Role
 from mfa_tui.core.services.users import UserService
 from mfa_tui.ui.display import plain
+from mfa_tui.ui.widgets.text_input import TextInput
 
 
 class FirstRunScreen(Screen[None]):
@@ -34,12 +35,12 @@ class FirstRunScreen(Screen[None]):
             yield Static("Create administrator", classes="section-title")
             yield Static("This database is empty. Create the first administrator to begin.")
             yield Label("Username")
-            yield Input(id="username")
+            yield TextInput(id="username")
             yield Label("Password")
-            yield Input(id="password", password=True)
+            yield TextInput(id="password", password=True)
             yield Static("", id="password-strength")
             yield Label("Password again")
-            yield Input(id="password-again", password=True)
+            yield TextInput(id="password-again", password=True)
             yield Button("Create administrator", id="create", variant="primary")
             yield Static("", id="first-run-message", classes="form-error")
         yield Footer()

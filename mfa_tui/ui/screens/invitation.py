@@ -17,6 +17,7 @@ from textual.widgets import Button, Footer, Header, Input, Label, Static
 
 from mfa_tui.core.errors import MfaTuiError
 from mfa_tui.ui.display import plain
+from mfa_tui.ui.widgets.text_input import TextInput
 
 if TYPE_CHECKING:
     from mfa_tui.core.services.access_pass import Redeemed
@@ -44,13 +45,13 @@ class InvitationScreen(Screen[None]):
         with Center(), Vertical(id="invitation-form", classes="compact"):
             yield Static("Enrollment invitation", classes="section-title")
             yield Label("Username")
-            yield Input(self.username, id="invite-username")
+            yield TextInput(self.username, id="invite-username")
             yield Label("Invitation code")
-            yield Input(id="invite-code", placeholder="ABCD-EFGH-JKMN-PQRS")
+            yield TextInput(id="invite-code", placeholder="ABCD-EFGH-JKMN-PQRS")
             yield Label("New password")
-            yield Input(id="invite-password", password=True)
+            yield TextInput(id="invite-password", password=True)
             yield Label("New password again")
-            yield Input(id="invite-password-again", password=True)
+            yield TextInput(id="invite-password-again", password=True)
             yield Button("Continue", id="redeem", variant="primary")
             yield Static("", id="invitation-message", classes="form-error")
         yield Footer()

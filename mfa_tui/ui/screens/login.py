@@ -12,6 +12,7 @@ from textual.widgets import Button, Footer, Header, Input, Label, Static
 
 from mfa_tui.core.errors import MfaTuiError
 from mfa_tui.ui.display import plain
+from mfa_tui.ui.widgets.text_input import TextInput
 
 if TYPE_CHECKING:  # imported by the worker: the screen paints before the database layer loads
     from mfa_tui.core.services.auth import NextStep, PasswordOutcome
@@ -38,9 +39,9 @@ class LoginScreen(Screen[None]):
         yield Header()
         with Center(), Vertical(id="login-form", classes="compact"):
             yield Label("Username")
-            yield Input(id="username")
+            yield TextInput(id="username")
             yield Label("Password")
-            yield Input(id="password", password=True)
+            yield TextInput(id="password", password=True)
             yield Button("Log in", id="log-in", variant="primary")
             yield Button("I have an invitation", id="invitation", compact=True)
             yield Static(plain(self.notice or ""), id="login-message", classes="form-error")

@@ -10,6 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
 from mfa_tui.ui.display import plain
+from mfa_tui.ui.widgets.text_input import TextInput
 
 
 class OverrideReasonScreen(ModalScreen[str | None]):
@@ -39,7 +40,7 @@ class OverrideReasonScreen(ModalScreen[str | None]):
                     "(it is written to the audit log)."
                 )
             )
-            yield Input(id="reason", placeholder="e.g. ticket 4711: ID checked in person")
+            yield TextInput(id="reason", placeholder="e.g. ticket 4711: ID checked in person")
             yield Static("", id="reason-message", classes="form-error")
             with Horizontal(id="reason-buttons"):
                 yield Button("Override", id="override", variant="error")

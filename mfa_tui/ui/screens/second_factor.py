@@ -21,6 +21,7 @@ from mfa_tui.core.services.mfa import (
 from mfa_tui.core.services.settings_store import SettingsStore
 from mfa_tui.core.services.users import UserView
 from mfa_tui.ui.display import plain
+from mfa_tui.ui.widgets.text_input import TextInput
 
 
 class SecondFactorScreen(Screen[None]):
@@ -58,7 +59,7 @@ class SecondFactorScreen(Screen[None]):
             yield Static(plain(f"{factor.label} for {self.user.username}"), classes="section-title")
             yield Label(factor.code_prompt, id="code-prompt")
             yield Label("Code")
-            yield Input(id="code", placeholder="123456")
+            yield TextInput(id="code", placeholder="123456")
             with Horizontal(id="second-factor-buttons"):
                 yield Button("Verify", id="verify", variant="primary")
                 yield Button("Use a backup code", id="use-backup-code")

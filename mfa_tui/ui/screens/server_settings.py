@@ -29,6 +29,7 @@ from mfa_tui.core.settings import (
     validate_combination,
 )
 from mfa_tui.ui.display import plain
+from mfa_tui.ui.widgets.text_input import TextInput
 
 # Setting key → widget id, for the plain text and number fields.
 TEXT_FIELDS = {
@@ -80,8 +81,8 @@ def _field(spec: SettingSpec, value: object) -> Widget:
         )
     if spec.secret:
         placeholder = "set — type to replace" if value else "not set"
-        return Input(id=_field_id(spec.key), password=True, placeholder=placeholder)
-    return Input(str(value), id=_field_id(spec.key))
+        return TextInput(id=_field_id(spec.key), password=True, placeholder=placeholder)
+    return TextInput(str(value), id=_field_id(spec.key))
 
 
 class ServerSettingsScreen(Screen[None]):
@@ -122,7 +123,7 @@ class ServerSettingsScreen(Screen[None]):
                     id="default-type",
                 )
                 yield Label("Pending expires after (days, 0 = never)")
-                yield Input(str(settings["mfa.pending_expiry_days"]), id="pending-expiry-days")
+                yield TextInput(str(settings["mfa.pending_expiry_days"]), id="pending-expiry-days")
             yield Static("Supported MFA", classes="section-title")
             for name in ALL_TYPES:
                 label = MFA_TYPE_LABELS[MfaType(name)]
@@ -140,21 +141,21 @@ class ServerSettingsScreen(Screen[None]):
             with Grid(classes="fields"):
                 for key in ("backup_codes.count",):
                     yield Label(LABELS[key])
-                    yield Input(str(settings[key]), id=TEXT_FIELDS[key])
+                    yield TextInput(str(settings[key]), id=TEXT_FIELDS[key])
             yield Static("Lockout", classes="section-title")
             with Grid(classes="fields"):
                 for key in ("lockout.attempts", "lockout.minutes"):
                     yield Label(LABELS[key])
-                    yield Input(str(settings[key]), id=TEXT_FIELDS[key])
+                    yield TextInput(str(settings[key]), id=TEXT_FIELDS[key])
             yield Static("Temporary access pass", classes="section-title")
             with Grid(classes="fields"):
                 yield Label(LABELS["tap.lifetime_minutes"])
-                yield Input(str(settings["tap.lifetime_minutes"]), id="tap-lifetime-minutes")
+                yield TextInput(str(settings["tap.lifetime_minutes"]), id="tap-lifetime-minutes")
             yield Checkbox("Single use", settings["tap.single_use"], id="tap-single-use")
             yield Static("Authenticator (TOTP)", classes="section-title")
             with Grid(classes="fields"):
                 yield Label(LABELS["totp.issuer"])
-                yield Input(settings.totp_issuer, id="totp-issuer")
+                yield TextInput(settings.totp_issuer, id="totp-issuer")
                 yield Label("Digits")
                 yield Select(
                     [("6", "6"), ("8", "8")],
@@ -164,7 +165,7 @@ class ServerSettingsScreen(Screen[None]):
                 )
                 for key in ("totp.period", "totp.drift"):
                     yield Label(LABELS[key])
-                    yield Input(str(settings[key]), id=TEXT_FIELDS[key])
+                    yield TextInput(str(settings[key]), id=TEXT_FIELDS[key])
                 yield Label("Algorithm")
                 yield Select(
                     [(a, a) for a in ("SHA1", "SHA256", "SHA512")],

@@ -29,6 +29,7 @@ from mfa_tui.core.services.users import GeneralFields, UserService, UserView
 from mfa_tui.ui.display import plain
 from mfa_tui.ui.widgets.enrollment_panel import EnrollmentPanel
 from mfa_tui.ui.widgets.enrollment_progress import EnrollmentProgressLine
+from mfa_tui.ui.widgets.text_input import TextInput
 
 FIELD_CHECKS: dict[str, Callable[[str], object]] = {
     "username": validation.username,
@@ -87,16 +88,16 @@ class UserEditScreen(Screen[bool]):
             yield Static("General", classes="section-title")
             with Grid(classes="fields"):
                 yield Label("Username")
-                yield Input(user.username if user else "", id="username")
+                yield TextInput(user.username if user else "", id="username")
                 yield Static("", id="username-error", classes="field-error")
                 yield Label("Display name")
-                yield Input((user.display_name or "") if user else "", id="display-name")
+                yield TextInput((user.display_name or "") if user else "", id="display-name")
                 yield Static("", id="display-name-error", classes="field-error")
                 yield Label("Email")
-                yield Input((user.email or "") if user else "", id="email")
+                yield TextInput((user.email or "") if user else "", id="email")
                 yield Static("", id="email-error", classes="field-error")
                 yield Label("Phone")
-                yield Input(
+                yield TextInput(
                     (user.phone or "") if user else "", id="phone", placeholder="+14155550123"
                 )
                 yield Static("", id="phone-error", classes="field-error")
@@ -114,7 +115,7 @@ class UserEditScreen(Screen[bool]):
                 yield Label("")
                 yield Checkbox("Enabled", user.enabled if user else True, id="enabled")
                 yield Label("New password")
-                yield Input(
+                yield TextInput(
                     id="password",
                     password=True,
                     placeholder="leave empty to keep" if user else "optional",

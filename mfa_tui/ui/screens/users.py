@@ -16,6 +16,7 @@ from mfa_tui.core.errors import MfaTuiError
 from mfa_tui.core.services.mfa import MfaService
 from mfa_tui.core.services.users import SORT_COLUMNS, UserPager, UserQuery, UserService, UserView
 from mfa_tui.ui.display import plain
+from mfa_tui.ui.widgets.text_input import TextInput
 from mfa_tui.ui.widgets.user_table import COLUMNS, UserTable
 
 SEARCH_DEBOUNCE_SECONDS = 0.15
@@ -55,7 +56,7 @@ class UsersScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Input(id="search", placeholder="/ Search username, name or email")
+        yield TextInput(id="search", placeholder="/ Search username, name or email")
         yield UserTable(UserPager(self.app.ctx, self.actor), id="users")  # type: ignore[attr-defined]
         yield Static("", id="users-status")
         yield Footer()

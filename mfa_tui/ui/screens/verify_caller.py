@@ -21,6 +21,7 @@ from mfa_tui.core.services.caller_check import CallerCheck, CallerStatus
 from mfa_tui.core.services.users import UserView
 from mfa_tui.ui.display import plain
 from mfa_tui.ui.widgets.enrollment_progress import EnrollmentProgressLine
+from mfa_tui.ui.widgets.text_input import TextInput
 
 
 class VerifyCallerScreen(Screen[bool]):
@@ -57,7 +58,7 @@ class VerifyCallerScreen(Screen[bool]):
             yield Static("Caller not verified.", id="caller-status")
             yield EnrollmentProgressLine(self.user.id, id="enrollment-progress")
             yield Label("Code the caller reads aloud")
-            yield Input(id="caller-code", placeholder="123456 or ABCD-EFGH-JKMN")
+            yield TextInput(id="caller-code", placeholder="123456 or ABCD-EFGH-JKMN")
             with Horizontal(classes="caller-buttons"):
                 yield Button("Check factor code", id="check-factor", variant="primary")
                 yield Button("Check backup code", id="check-backup")

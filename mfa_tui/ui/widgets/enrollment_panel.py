@@ -17,6 +17,7 @@ from mfa_tui.core.factors import EnrollmentField, EnrollmentStart, enrollment_co
 from mfa_tui.core.qr import qr_size
 from mfa_tui.ui.display import plain
 from mfa_tui.ui.widgets.qr_code import QrCode
+from mfa_tui.ui.widgets.text_input import TextInput
 
 
 class EnrollmentPanel(Vertical):
@@ -56,7 +57,7 @@ class EnrollmentPanel(Vertical):
         yield Label("Code from the app", id="enrollment-code-label")
         with Horizontal(id="enrollment-code-row"):
             # Long enough for a Yubico OTP (44 characters).
-            yield Input(id="enrollment-code", placeholder="123456", max_length=64)
+            yield TextInput(id="enrollment-code", placeholder="123456", max_length=64)
             yield Button("Validate", id="validate")
         yield Static("", id="enrollment-status")
 
@@ -126,7 +127,7 @@ class EnrollmentPanel(Vertical):
         box.remove_children()
         for field, field_id in zip(fields, wanted, strict=True):
             box.mount(Label(plain(field.label)))
-            box.mount(Input(id=field_id, password=field.secret, classes="enrollment-field"))
+            box.mount(TextInput(id=field_id, password=field.secret, classes="enrollment-field"))
 
     def first_input(self) -> Input:
         """Where typing starts: the first extra field still empty, else the code field."""

@@ -1,0 +1,41 @@
+"""The console's text field: Textual's ``Input``, drawing control characters as visible symbols.
+
+Textual draws an input's value as it is, so an escape sequence pasted into a field, or stored in a
+value the form starts with (an import, another tool, an older version), would reach the terminal
+raw and drive it. Here each such character is drawn as one visible symbol instead (ESC as "␛",
+other C0 controls as their Control Pictures, anything else unsafe as "�"), one cell for one
+character so the cursor stays where it is (Rich already drops BEL, BS, VT, FF and CR). The value
+itself is untouched: the form's rules refuse control characters with a message.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+from rich.highlighter import Highlighter
+from rich.text import Text
+from textual.widgets import Input
+
+_UNSAFE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})  # as core.text.printable
+
+
+def _symbol(char: str) -> str:
+    if unicodedata.category(char) not in _UNSAFE:
+        return char
+    code = ord(char)
+    if code < 0x20:
+        return chr(0x2400 + code)  # ␀ … ␟
+    return "\u2421" if code == 0x7F else "\ufffd"
+
+
+class ControlSymbols(Highlighter):
+    def highlight(self, text: Text) -> None:
+        if not text.plain.isprintable():  # the common case stays in C
+            text.plain = "".join(_symbol(char) for char in text.plain)
+
+
+class TextInput(Input):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("highlighter", ControlSymbols())
+        super().__init__(*args, **kwargs)
