@@ -45,19 +45,21 @@ class SettingSpec:
             try:
                 value: Any = int(text)
             except ValueError:
-                raise InputError(f"{self.key} takes a whole number, not '{raw}'.") from None
+                raise InputError(f"{self.key} takes a whole number, not '{_echo(raw)}'.") from None
             if self.minimum is not None and value < self.minimum:
                 raise InputError(f"{self.key} must be at least {self.minimum}.")
             if self.maximum is not None and value > self.maximum:
                 raise InputError(f"{self.key} must be at most {self.maximum}.")
         elif self.kind == "bool":
             if text.lower() not in _TRUE | _FALSE:
-                raise InputError(f"{self.key} takes true or false, not '{raw}'.")
+                raise InputError(f"{self.key} takes true or false, not '{_echo(raw)}'.")
             value = text.lower() in _TRUE
         elif self.kind == "choice":
             value = text.lower() if self.key != "totp.algorithm" else text.upper()
             if value not in self.choices:
-                raise InputError(f"{self.key} is one of {', '.join(self.choices)}, not '{raw}'.")
+                raise InputError(
+                    f"{self.key} is one of {', '.join(self.choices)}, not '{_echo(raw)}'."
+                )
         elif self.kind == "types":
             value = tuple(
                 dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip())
@@ -87,6 +89,11 @@ class SettingSpec:
         if self.kind == "types":
             return ",".join(value)
         return str(value)
+
+
+def _echo(raw: str, limit: int = 40) -> str:
+    """What was typed, as much as a one-line message can repeat."""
+    return raw if len(raw) <= limit else raw[: limit - 1] + "…"
 
 
 def _check_issuer(value: str) -> str | None:

@@ -199,6 +199,9 @@ def test_a_backup_code_or_a_typo_never_reaches_duo(duo_ctx: Context, duo: DuoSta
     outcome = MfaService(duo_ctx).verify("alice", codes[0])
     assert outcome.accepted and outcome.method == "backup_code"
     assert MfaService(duo_ctx).verify("alice", "pish").reason == "wrong_code"
+    # Digits of other scripts are no passcode: refused here, never sent.
+    for digits in ("１２３４５６", "١٢٣٤٥٦", "१२३४५६"):
+        assert MfaService(duo_ctx).verify("alice", digits).reason == "wrong_code", digits
     assert len(duo.requests) == sent
 
 

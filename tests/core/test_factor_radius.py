@@ -213,6 +213,8 @@ def test_no_server_answers(sqlite_ctx: Context, radius: RadiusServer, closed_por
     assert "shared secret" in message
     assert f"127.0.0.1:{closed_port} is unreachable" in message
     assert "\n" not in message
+    # Both servers in one sentence: a capital first, one full stop, at the end.
+    assert message[0].isupper() and message.count(". ") == 0 and message.endswith("administrator.")
 
 
 def test_not_configured(sqlite_ctx: Context) -> None:

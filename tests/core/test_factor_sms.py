@@ -113,7 +113,7 @@ def test_enrollment_is_refused_without_a_phone_number(ctx: Context, gateway: Twi
             "refused the account SID or auth token (HTTP 401): check sms.account_sid and sms.auth_token.",
         ),
         ({"fail_with": 500}, "failed (HTTP 500: Internal Server Error); try again later."),
-        ({"delay": 1.5}, "did not answer within 1 seconds; try again later."),
+        ({"delay": 1.5}, "did not answer within 1 s; try again later."),
     ],
     ids=["401", "500", "timeout"],
 )

@@ -144,6 +144,15 @@ def test_out_of_range_numbers_are_refused_with_the_key(key: str, raw: str) -> No
         spec_for(key).parse(raw)
 
 
+@pytest.mark.parametrize("key", ["lockout.attempts", "smtp.verify_tls", "mfa.usage"])
+def test_a_huge_bad_value_is_repeated_only_in_part(key: str) -> None:
+    """A number, a true/false and a choice: the message stays one short line."""
+    with pytest.raises(InputError) as raised:
+        spec_for(key).parse("9x" * 2500)
+    message = str(raised.value)
+    assert key in message and "9x9x9x" in message and "…" in message and len(message) < 200
+
+
 def test_an_unknown_key_is_an_input_error() -> None:
     with pytest.raises(InputError, match=r"mfa\.nonsense"):
         spec_for("mfa.nonsense")

@@ -192,7 +192,7 @@ async def test_sms_gateway_silent_then_down_at_configure_now(
     faults = {
         f"http://{HOST}:{silent_tcp}": (
             f"The SMS gateway at {HOST}:{silent_tcp} did not answer within "
-            f"{TIMEOUT_SECONDS} seconds; try again later."
+            f"{TIMEOUT_SECONDS} s; try again later."
         ),
         f"http://{HOST}:{down}": f"Could not reach the SMS gateway at {HOST}:{down} (",
     }
@@ -279,7 +279,7 @@ async def test_radius_silent_then_down_at_login(
     down = freeradius.free_udp_port()
     faults = {
         silent_udp: (
-            f"The RADIUS server {HOST}:{silent_udp} did not answer within {TIMEOUT_SECONDS} s; "
+            f"The RADIUS server {HOST}:{silent_udp} did not answer within {TIMEOUT_SECONDS} s "
         ),
         down: f"The RADIUS server {HOST}:{down} is unreachable (",
     }
@@ -322,7 +322,7 @@ async def test_radius_silent_then_down_at_validate_in_configure_now(
     down = freeradius.free_udp_port()
     faults = {
         silent_udp: (
-            f"The RADIUS server {HOST}:{silent_udp} did not answer within {TIMEOUT_SECONDS} s; "
+            f"The RADIUS server {HOST}:{silent_udp} did not answer within {TIMEOUT_SECONDS} s "
         ),
         down: f"The RADIUS server {HOST}:{down} is unreachable (",
     }

@@ -105,7 +105,7 @@ class SmtpSession:
             # SMTPServerDisconnected("... timed out"), raised while handling the TimeoutError.
             if isinstance(error, TimeoutError) or isinstance(error.__context__, TimeoutError):
                 raise ProviderUnavailable(
-                    f"{server} did not answer within {timeout} seconds; try again later."
+                    f"{server} did not answer within {timeout:g} s; try again later."
                 ) from None
             raise ProviderUnavailable(
                 f"Could not reach {where} ({_reason(error)}); check smtp.host and smtp.port."

@@ -74,7 +74,7 @@ def _send_twilio(settings: Settings, to: str, body: str) -> None:
         )
     except httpx.TimeoutException:
         raise ProviderUnavailable(
-            f"{gateway} did not answer within {timeout} seconds; try again later."
+            f"{gateway} did not answer within {timeout:g} s; try again later."
         ) from None
     except httpx.HTTPError as error:
         raise ProviderUnavailable(

@@ -37,7 +37,8 @@ PUSH_WAIT_SECONDS = 60
 _PUSH = re.compile(r"^push\s*([1-9]\d?)?$")
 # Duo Mobile and tokens: 6 or 8 digits, a text message 7, a bypass code 9; a Yubikey OTP is 44
 # modhex characters. None of these can be a backup code (12 letters and digits).
-_PASSCODE = re.compile(r"^(\d{6,9}|[cbdefghijklnrtuv]{32,48})$")
+# ASCII digits only: a full-width or Arabic-Indic "passcode" is never sent to Duo.
+_PASSCODE = re.compile(r"^(\d{6,9}|[cbdefghijklnrtuv]{32,48})$", re.ASCII)
 
 
 @dataclass(frozen=True)

@@ -234,7 +234,10 @@ def authenticate(
             return _exchange(server, request, timeout)
         except _NoAnswer as silence:
             problems.append(str(silence))
-    raise ProviderUnavailable(" ".join(problems) + " Try again later or ask an administrator.")
+    said = "; ".join(problems)  # one sentence, however many servers were asked
+    raise ProviderUnavailable(
+        f"{said[:1].upper()}{said[1:]}; try again later or ask an administrator."
+    )
 
 
 class _NoAnswer(Exception):
@@ -271,7 +274,7 @@ def _exchange(server: RadiusServer, request: AuthPacket, timeout: float) -> Radi
             server.host, server.port, type=socket.SOCK_DGRAM
         )[0]
     except (OSError, UnicodeError) as error:
-        raise _NoAnswer(f"The RADIUS server {server.name} could not be found ({error}).") from None
+        raise _NoAnswer(f"the RADIUS server {server.name} could not be found ({error})") from None
     deadline = time.monotonic() + timeout
     ignored: str | None = None
     with socket.socket(family, socket.SOCK_DGRAM) as connection:
@@ -291,12 +294,12 @@ def _exchange(server: RadiusServer, request: AuthPacket, timeout: float) -> Radi
             pass
         except OSError as error:
             raise _NoAnswer(
-                f"The RADIUS server {server.name} is unreachable ({error.strerror or error})."
+                f"the RADIUS server {server.name} is unreachable ({error.strerror or error})"
             ) from None
     detail = f" (a reply was ignored: {ignored})" if ignored else ""
     raise _NoAnswer(
-        f"The RADIUS server {server.name} did not answer within {timeout:g} s{detail}; "
-        "check the address, the port and the shared secret."
+        f"the RADIUS server {server.name} did not answer within {timeout:g} s{detail} (check "
+        "its address, port and shared secret)"
     )
 
 
