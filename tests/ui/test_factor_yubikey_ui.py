@@ -113,6 +113,12 @@ async def test_configure_now_with_the_aes_key_then_the_user_logs_in_with_a_touch
         await fill(pilot, "#enrollment-field-private_id", key.private_id_hex)
         await fill(pilot, "#enrollment-code", key.touch())
         await validate(pilot, "not right")
+        # A malformed AES key: said under the form, and the verdict on the last code goes away.
+        await fill(pilot, "#enrollment-field-aes_key", "not-hex")
+        await fill(pilot, "#enrollment-code", key.touch())
+        await click(pilot, "#validate")
+        await wait_until(pilot, lambda: "AES key" in static_text(pilot, "#edit-message"), "why")
+        assert static_text(pilot, "#enrollment-status") == ""
         await fill(pilot, "#enrollment-field-aes_key", key.aes_key_hex)
         enrolled_with = key.touch()
         await fill(pilot, "#enrollment-code", enrolled_with)

@@ -145,9 +145,14 @@ class EnrollmentScreen(Screen[bool]):
                     self.actor(proved_now=True), self.user.username
                 )
         except MfaTuiError as error:
-            self.app.call_from_thread(self._say, str(error))
+            self.app.call_from_thread(self._code_refused, str(error))
             return
         self.app.call_from_thread(self._enrolled, codes)
+
+    def _code_refused(self, message: str) -> None:
+        # The reason goes under the form; a verdict on an earlier code must not stay by the field.
+        self.query_one("#enrollment", EnrollmentPanel).set_status("")
+        self._say(message)
 
     def _enrolled(self, codes: list[str]) -> None:
         self.start = None

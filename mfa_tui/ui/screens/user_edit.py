@@ -291,9 +291,14 @@ class UserEditScreen(Screen[bool]):
         try:
             ok = MfaService(self.app.ctx).confirm_code(self.actor, credential_id, code)  # type: ignore[attr-defined]
         except MfaTuiError as error:
-            self.app.call_from_thread(self._say, str(error))
+            self.app.call_from_thread(self._code_refused, str(error))
             return
         self.app.call_from_thread(self._confirmed, ok)
+
+    def _code_refused(self, message: str) -> None:
+        # The reason goes under the form; a verdict on an earlier code must not stay by the field.
+        self.query_one("#enrollment", EnrollmentPanel).set_status("")
+        self._say(message)
 
     def _confirmed(self, ok: bool) -> None:
         panel = self.query_one("#enrollment", EnrollmentPanel)
