@@ -250,6 +250,14 @@ async def test_the_postgresql_server_stopped_mid_session_then_back(
                     "the editor's refusal",
                 )
                 assert pilot.app.is_running and screen_name(pilot) == "UsersScreen"
+                said = len(notifications(pilot))
+                await pilot.press("n")  # a new user: its form needs the server's MFA types
+                await wait_until(
+                    pilot,
+                    lambda: any(n.startswith(unreachable) for n in notifications(pilot)[said:]),
+                    "the new-user form's refusal",
+                )
+                assert pilot.app.is_running and screen_name(pilot) == "UsersScreen"
             finally:
                 cluster.start()
 

@@ -470,7 +470,8 @@ def stored_general(view: UserView) -> dict[str, str]:
 
 
 async def open_editor(pilot: Pilot[Any], ctx: Context, user_id: int) -> None:
-    editor = UserEditScreen(UserService(ctx).get_by_id(user_id))
+    supported = SettingsStore(ctx).load().supported_types
+    editor = UserEditScreen(UserService(ctx).get_by_id(user_id), supported)
     pilot.app.push_screen(editor)
     await until(pilot, lambda: pilot.app.screen is editor and editor.is_mounted, "User edit")
 

@@ -72,10 +72,18 @@ class SecondFactorScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#code", Input).focus()
-        settings = SettingsStore(self.app.ctx).load()  # type: ignore[attr-defined]
-        self.query_one("#use-backup-code", Button).display = settings.backup_codes_enabled
-        self.query_one("#email-code", Button).display = "email_code" in self.METHODS and (
-            email_code_offered(settings, self.user.email, self.mfa_type)
+        try:
+            settings = SettingsStore(self.app.ctx).load()  # type: ignore[attr-defined]
+        except MfaTuiError as error:  # the database went away since the password was checked
+            self._say(str(error))
+            settings = None
+        self.query_one("#use-backup-code", Button).display = bool(
+            settings and settings.backup_codes_enabled
+        )
+        self.query_one("#email-code", Button).display = bool(
+            settings
+            and "email_code" in self.METHODS
+            and email_code_offered(settings, self.user.email, self.mfa_type)
         )
         # A pass stands in for the factor only at a login that asked for the password, on the way
         # to enrolling a new one: never for a step-up inside a session, nor where SSH took the

@@ -62,9 +62,11 @@ class UserEditScreen(Screen[bool]):
         Binding("ctrl+s", "update", "Update"),
     ]
 
-    def __init__(self, user: UserView | None) -> None:
+    def __init__(self, user: UserView | None, supported_types: tuple[str, ...]) -> None:
+        """``supported_types``: the server's, read by the caller off the UI thread."""
         super().__init__()
         self.user = user
+        self.supported_types = supported_types
         self.credential_id: str | None = None
         self.validated = False
 
@@ -78,8 +80,7 @@ class UserEditScreen(Screen[bool]):
 
     def compose(self) -> ComposeResult:
         user = self.user
-        settings = SettingsStore(self.app.ctx).load()  # type: ignore[attr-defined]
-        types = [MfaType.NONE.value, *settings.supported_types]
+        types = [MfaType.NONE.value, *self.supported_types]
         current_type = user.stored_mfa_type if user else MfaType.NONE.value
         if current_type not in types:
             types.append(current_type)
@@ -413,8 +414,18 @@ class UserEditScreen(Screen[bool]):
     def _reload(self) -> None:
         assert self.user is not None
         self._discard_enrollment()
-        fresh = UserService(self.app.ctx).get_by_id(self.user.id)  # type: ignore[attr-defined]
-        self.app.switch_screen(UserEditScreen(fresh))
+        self._load_again(self.user.id)
+
+    @work(thread=True, exclusive=True, group="reload")
+    def _load_again(self, user_id: int) -> None:
+        ctx = self.app.ctx  # type: ignore[attr-defined]
+        try:
+            fresh = UserService(ctx).get_by_id(user_id)
+            supported = SettingsStore(ctx).load().supported_types
+        except MfaTuiError as error:
+            self.app.call_from_thread(self._say, str(error))
+            return
+        self.app.call_from_thread(self.app.switch_screen, UserEditScreen(fresh, supported))
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

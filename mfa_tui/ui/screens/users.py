@@ -14,6 +14,7 @@ from textual.widgets import Footer, Header, Input, Static
 
 from mfa_tui.core.errors import MfaTuiError
 from mfa_tui.core.services.mfa import MfaService
+from mfa_tui.core.services.settings_store import SettingsStore
 from mfa_tui.core.services.users import SORT_COLUMNS, UserPager, UserQuery, UserService, UserView
 from mfa_tui.ui.display import plain
 from mfa_tui.ui.widgets.text_input import TextInput
@@ -141,25 +142,29 @@ class UsersScreen(Screen[None]):
         self._open_editor(event.user)
 
     @work(thread=True, exclusive=True, group="open-editor")
-    def _open_editor(self, user: UserView) -> None:
+    def _open_editor(self, user: UserView | None) -> None:
+        """User edit for ``user`` (None: a new user), with what it needs read here, off the UI
+        thread: a database that went away is a message, not a crash."""
+        ctx = self.app.ctx  # type: ignore[attr-defined]
         try:
-            fresh = UserService(self.app.ctx).open_for_edit(self.actor, user.id)  # type: ignore[attr-defined]
+            fresh = UserService(ctx).open_for_edit(self.actor, user.id) if user else None
+            supported = SettingsStore(ctx).load().supported_types
         except MfaTuiError as error:
             self.app.call_from_thread(self.app.notify, str(error), severity="error")
             return
-        self.app.call_from_thread(self._show_editor, fresh)
+        self.app.call_from_thread(self._show_editor, fresh, supported)
 
-    def _show_editor(self, user: UserView | None) -> None:
+    def _show_editor(self, user: UserView | None, supported_types: tuple[str, ...]) -> None:
         from mfa_tui.ui.screens.user_edit import UserEditScreen
 
-        self.app.push_screen(UserEditScreen(user), self._after_edit)
+        self.app.push_screen(UserEditScreen(user, supported_types), self._after_edit)
 
     def _after_edit(self, saved: bool | None) -> None:
         if saved:
             self.table.load(keep_cursor=True)
 
     def action_new_user(self) -> None:
-        self._show_editor(None)
+        self._open_editor(None)
 
     def action_reset_mfa(self) -> None:
         def reset(user: UserView, reason: str | None) -> None:
