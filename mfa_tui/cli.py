@@ -663,7 +663,7 @@ def verify_service(
 
     path = socket or ConfigFile.load().verify_socket or DEFAULT_VERIFY_SOCKET
     state = _state(ctx)
-    run(state.context(), path, allowed_uids(allow_user or ()), state.config)
+    run(state.config, state.context, path, allowed_uids(allow_user or ()))
 
 
 @app.command()

@@ -28,7 +28,7 @@ import struct
 import sys
 import threading
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 from pathlib import Path
 
@@ -41,6 +41,9 @@ from mfa_tui.verify_protocol import BUSY, MAX_REQUEST_BYTES, Answer, Request, an
 
 # A client has this long to send its request; verifying may take longer (RADIUS, a Duo push).
 REQUEST_SECONDS = 5.0
+# After a key rotation, how long the old context stays open for the answers in flight (longer
+# than any verify takes: a Duo push waits at most a minute).
+RETIRE_SECONDS = 180.0
 # Requests answered at once; more wait in the listen queue or get "busy".
 MAX_CONNECTIONS = 16
 _PEERCRED = struct.Struct("3i")  # pid, uid, gid
@@ -129,12 +132,19 @@ class VerifyServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     request_queue_size = 64
 
     def __init__(
-        self, path: Path, context: Context, allowed: frozenset[int], config: Config | None = None
+        self,
+        path: Path,
+        context: Context,
+        allowed: frozenset[int],
+        config: Config | None = None,
+        key_seen: tuple[int, int, int] | None = None,
     ) -> None:
+        """``key_seen``: the key file as it was *before* ``context`` opened it, so a rotation
+        between that open and this start is followed too."""
         self.context = context
         self.allowed = allowed
         self._config = config  # to open the database again after a key rotation
-        self._key_seen = key_file_identity(config)
+        self._key_seen = key_seen
         self._reopening = threading.Lock()
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__(str(path), _Connection)
@@ -146,9 +156,12 @@ class VerifyServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         with self._reopening:
             seen = key_file_identity(self._config)
             if seen != self._key_seen:
-                # Answers in flight finish on the old context; it closes with the process.
-                self.context = open_context(self._config)
+                retired, self.context = self.context, open_context(self._config)
                 self._key_seen = seen
+                # Answers in flight finish on the old context; then its connections are closed.
+                closer = threading.Timer(RETIRE_SECONDS, retired.close)
+                closer.daemon = True
+                closer.start()
                 log("the key file was replaced (keys rotate): opened the database with the new key")
         return self.context
 
@@ -209,7 +222,11 @@ def key_file_identity(config: Config | None) -> tuple[int, int, int] | None:
 
 
 def bind(
-    path: Path, context: Context, allowed: frozenset[int], config: Config | None = None
+    path: Path,
+    context: Context,
+    allowed: frozenset[int],
+    config: Config | None = None,
+    key_seen: tuple[int, int, int] | None = None,
 ) -> VerifyServer:
     """Listen on ``path`` (mode 0660; its folder, if created here, 0700)."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -230,7 +247,7 @@ def bind(
     # The socket is born with its mode: no moment when others could connect.
     previous = os.umask(0o117)
     try:
-        return VerifyServer(path, context, allowed, config)
+        return VerifyServer(path, context, allowed, config, key_seen)
     except OSError as error:
         raise InputError(f"Cannot listen on {path}: {error.strerror or error}.") from None
     finally:
@@ -238,10 +255,11 @@ def bind(
 
 
 def run(
-    context: Context, path: Path, allowed: frozenset[int], config: Config | None = None
+    config: Config, open_context_now: Callable[[], Context], path: Path, allowed: frozenset[int]
 ) -> None:
     """Answer until SIGTERM or SIGINT, then finish the answers in flight and remove the socket."""
-    server = bind(path, context, allowed, config)
+    key_seen = key_file_identity(config)  # before the open: a rotation right after it is followed
+    server = bind(path, open_context_now(), allowed, config, key_seen)
 
     def stop(_signal: int, _frame: object) -> None:
         # shutdown() waits for serve_forever(), which runs in this very thread: ask from another.

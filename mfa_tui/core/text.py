@@ -7,6 +7,12 @@ import unicodedata
 _CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
+# What a terminal may act on, or cannot show: controls, formats (bidi overrides), line and
+# paragraph separators, surrogates, private use and unassigned code points. One set for showing
+# text escaped, refusing it in a field, and drawing it in an input.
+UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
+
+
 def printable(value: str | None) -> str:
     """Show control and escape characters escaped (``\\x1b``), never raw, so text cannot drive the terminal."""
     if value is None:
@@ -14,7 +20,7 @@ def printable(value: str | None) -> str:
     out: list[str] = []
     for char in value:
         category = unicodedata.category(char)
-        if category in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"):
+        if category in UNSAFE_CATEGORIES:
             code = ord(char)
             out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
         elif char == "\\":
@@ -27,7 +33,7 @@ def printable(value: str | None) -> str:
 def has_control_characters(value: str) -> bool:
     if value.isprintable():  # no "Other" or "Separator" but space: the common case, in C
         return False
-    return any(unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co") for char in value)
+    return any(unicodedata.category(char) in UNSAFE_CATEGORIES for char in value)
 
 
 def csv_cell(value: object) -> str:

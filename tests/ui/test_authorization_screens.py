@@ -213,6 +213,19 @@ async def test_server_settings_logs_and_new_user_by_role(ctx: Context, clock: Fi
                 assert event.details["action"] == Action.SERVER_SETTINGS.value
                 assert notifications(pilot)[-1] == event.details["reason"]
             await on_screen(pilot, "UsersScreen")
+            before_n = len(audit_events(ctx, "denied"))
+            await pilot.press("n")
+            await settle(pilot)
+            if allowed(agent_role, Action.MANAGE_ACCOUNTS, None):
+                await on_screen(pilot, "UserEditScreen")  # an empty form for a new user
+                await pilot.press("escape")
+            else:
+                await wait_until(pilot, lambda: new_denials(ctx, before_n), "the refusal")  # noqa: B023
+                assert screen_name(pilot) == "UsersScreen"
+                [event] = new_denials(ctx, before_n)
+                assert event.details["action"] == Action.MANAGE_ACCOUNTS.value
+                assert notifications(pilot)[-1] == event.details["reason"]
+            await on_screen(pilot, "UsersScreen")
             await pilot.press("l")
             await on_screen(pilot, "AuditLogScreen")  # both staff roles read the log
             await pilot.press("escape")

@@ -203,7 +203,9 @@ class AccessPasses:
             if user.mfa_status != MfaStatus.PENDING or user.mfa_type != mfa_type:
                 MfaService(self.ctx).apply_type(session, actor, user, mfa_type, now)
             self._revoke(session, user, INVITATION, now)
-            self._insert(session, actor, user, INVITATION, code, expires_at, True, now)
+            invitation_id = self._insert(
+                session, actor, user, INVITATION, code, expires_at, True, now
+            ).id
             email = user.email if email_ready(settings) else None
             self.ctx.audit.append(
                 session,
@@ -230,14 +232,22 @@ class AccessPasses:
             )
         except MfaTuiError as unsent:
             # Nobody has the code: it must not stay live, and the log must not say it was sent.
+            # Only this one: another agent may have sent a newer invitation meanwhile.
+            revoked_at = self.ctx.clock.now()
             with self.ctx.db.write() as session:
-                self._revoke(session, user, INVITATION, now)
+                session.execute(
+                    update(AccessPass)
+                    .where(
+                        col(AccessPass.id) == invitation_id, col(AccessPass.revoked_at).is_(None)
+                    )
+                    .values(revoked_at=revoked_at)
+                )
                 self.ctx.audit.append(
                     session,
                     AuditEntry(
                         actor.name, "invitation.revoke", user.username, {"reason": str(unsent)}
                     ),
-                    self.ctx.clock.now(),
+                    revoked_at,
                 )
             raise
         return IssuedPass(None, expires_at, sent_to=masked_address(email))
@@ -353,18 +363,19 @@ class AccessPasses:
         expires_at: datetime,
         single_use: bool,
         now: datetime,
-    ) -> None:
-        session.add(
-            AccessPass(
-                user_id=user.id,  # type: ignore[arg-type]
-                kind=kind,
-                code_hash=self._hash(user.id, kind, normalize(code) or ""),  # type: ignore[arg-type]
-                created_by=actor.name,
-                created_at=now,
-                expires_at=expires_at,
-                single_use=single_use,
-            )
+    ) -> AccessPass:
+        row = AccessPass(
+            user_id=user.id,  # type: ignore[arg-type]
+            kind=kind,
+            code_hash=self._hash(user.id, kind, normalize(code) or ""),  # type: ignore[arg-type]
+            created_by=actor.name,
+            created_at=now,
+            expires_at=expires_at,
+            single_use=single_use,
         )
+        session.add(row)
+        session.flush()  # its id, for a revocation of this one pass only
+        return row
 
     def _revoke(self, session: Session, user: User, kind: str, now: datetime) -> bool:
         return bool(

@@ -150,8 +150,7 @@ class EnrollmentScreen(Screen[bool]):
         self.app.call_from_thread(self._enrolled, codes)
 
     def _code_refused(self, message: str) -> None:
-        # The reason goes under the form; a verdict on an earlier code must not stay by the field.
-        self.query_one("#enrollment", EnrollmentPanel).set_status("")
+        self.query_one("#enrollment", EnrollmentPanel).clear_status()
         self._say(message)
 
     def _enrolled(self, codes: list[str]) -> None:

@@ -297,8 +297,7 @@ class UserEditScreen(Screen[bool]):
         self.app.call_from_thread(self._confirmed, ok)
 
     def _code_refused(self, message: str) -> None:
-        # The reason goes under the form; a verdict on an earlier code must not stay by the field.
-        self.query_one("#enrollment", EnrollmentPanel).set_status("")
+        self.query_one("#enrollment", EnrollmentPanel).clear_status()
         self._say(message)
 
     def _confirmed(self, ok: bool) -> None:
@@ -425,7 +424,11 @@ class UserEditScreen(Screen[bool]):
         except MfaTuiError as error:
             self.app.call_from_thread(self._say, str(error))
             return
-        self.app.call_from_thread(self.app.switch_screen, UserEditScreen(fresh, supported))
+        self.app.call_from_thread(self._show_again, fresh, supported)
+
+    def _show_again(self, fresh: UserView, supported_types: tuple[str, ...]) -> None:
+        if self.is_current:  # not if Cancel was pressed meanwhile
+            self.app.switch_screen(UserEditScreen(fresh, supported_types))
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

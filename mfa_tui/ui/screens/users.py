@@ -12,7 +12,9 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, Static
 
+from mfa_tui.core.access import Action
 from mfa_tui.core.errors import MfaTuiError
+from mfa_tui.core.services.guard import authorize, refusals_audited
 from mfa_tui.core.services.mfa import MfaService
 from mfa_tui.core.services.settings_store import SettingsStore
 from mfa_tui.core.services.users import SORT_COLUMNS, UserPager, UserQuery, UserService, UserView
@@ -147,6 +149,9 @@ class UsersScreen(Screen[None]):
         thread: a database that went away is a message, not a crash."""
         ctx = self.app.ctx  # type: ignore[attr-defined]
         try:
+            if user is None:  # creating users is the administrators' (said and audited)
+                with refusals_audited(ctx, self.actor):
+                    authorize(self.actor, Action.MANAGE_ACCOUNTS)
             fresh = UserService(ctx).open_for_edit(self.actor, user.id) if user else None
             supported = SettingsStore(ctx).load().supported_types
         except MfaTuiError as error:

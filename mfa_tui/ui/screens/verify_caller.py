@@ -88,7 +88,8 @@ class VerifyCallerScreen(Screen[bool]):
 
     def _refused(self, reason: str) -> None:
         """This agent may not act on the user: nothing to verify here."""
-        self.dismiss()
+        if self.is_current:  # not if the agent already left
+            self.dismiss()
         self.app.notify(reason, severity="error")
 
     def _show_status(self, status: CallerStatus) -> None:

@@ -85,6 +85,11 @@ class EnrollmentPanel(Vertical):
             # The code would not be whole on this screen next to the form: show it alone first.
             self.call_after_refresh(self.action_full_qr)
 
+    def clear_status(self) -> None:
+        """When the reason a code was refused is said elsewhere (under the form): a verdict on an
+        earlier code must not stay by the field."""
+        self.set_status("")
+
     def set_status(self, message: str, *, verified: bool = False) -> None:
         self.verified = verified or self.verified
         status = self.query_one("#enrollment-status", Static)

@@ -3,9 +3,10 @@
 Textual draws an input's value as it is, so an escape sequence pasted into a field, or stored in a
 value the form starts with (an import, another tool, an older version), would reach the terminal
 raw and drive it. Here each such character is drawn as one visible symbol instead (ESC as "␛",
-other C0 controls as their Control Pictures, anything else unsafe as "�"), one cell for one
-character so the cursor stays where it is (Rich already drops BEL, BS, VT, FF and CR). The value
-itself is untouched: the form's rules refuse control characters with a message.
+other C0 controls as their Control Pictures, anything else unsafe as "�"). The value itself is
+untouched, and the form's rules refuse such characters with a message. Input places its cursor by
+the raw value, where a control character is zero cells wide: after one, the cursor shows a cell to
+the left of where it is, until the value is fixed.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from rich.highlighter import Highlighter
 from rich.text import Text
 from textual.widgets import Input
 
-_UNSAFE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})  # as core.text.printable
+from mfa_tui.core.text import UNSAFE_CATEGORIES
 
 
 def _symbol(char: str) -> str:
-    if unicodedata.category(char) not in _UNSAFE:
+    if unicodedata.category(char) not in UNSAFE_CATEGORIES:
         return char
     code = ord(char)
     if code < 0x20:
