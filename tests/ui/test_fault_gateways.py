@@ -64,7 +64,7 @@ pytestmark = [
     pytest.mark.parametrize("db_url", ["sqlite"], indirect=True),  # the engine is not the point
     pytest.mark.filterwarnings("ignore:ssl.PROTOCOL_TLS is deprecated:DeprecationWarning"),
 ]
-TIMEOUT_SECONDS = 3  # long enough to type into the screen, under load, while the request waits
+TIMEOUT_SECONDS = 5  # long enough to type into the screen, under load, while the request waits
 SEEN: list[str] = []  # what the screens said about the faults in the running test
 
 

@@ -149,7 +149,7 @@ async def test_a_write_lock_held_past_the_busy_timeout_then_update_again(
 ) -> None:
     add_user(ctx, "alice")
     # The real 10 s, shortened; long enough to type into the form while the save waits.
-    monkeypatch.setattr(db, "SQLITE_BUSY_TIMEOUT_MS", 2000)
+    monkeypatch.setattr(db, "SQLITE_BUSY_TIMEOUT_MS", 4000)  # room to type, under load
     ctx.db.dispose()  # connections made from now on wait this long for a lock
     async with admin_console(ctx, clock) as pilot:
         await edit_alice(pilot)
@@ -164,7 +164,7 @@ async def test_a_write_lock_held_past_the_busy_timeout_then_update_again(
     saved_once(ctx)
     print(
         f"\nSQLite write lock in the console: 1 fault, Update said {message!r}, "
-        "5 keys typed while the save waited 2 s for the lock, 0 changes saved, "
+        "5 keys typed while the save waited 4 s for the lock, 0 changes saved, "
         "1 retry succeeded"
     )
 
