@@ -40,6 +40,8 @@ from tests.ui.conftest import (
     admin_console,
     audit_events,
     click,
+    console,
+    enroll_totp,
     fill,
     notifications,
     on_screen,
@@ -279,3 +281,43 @@ async def test_the_postgresql_server_stopped_mid_session_then_back(
         f"\nPostgreSQL stopped mid-session in the console: 1 fault, Update said {message!r}, "
         f"the users screen said {status!r}, 0 changes saved, 1 retry succeeded"
     )
+
+
+async def test_the_second_factor_prompt_with_the_server_gone(
+    cluster: PrivateCluster, tmp_path: Path, clock: FixedClock
+) -> None:
+    """The prompt reads the settings and files a "Lost your device?" request in workers: with the
+    server gone each is one sentence on the screen, and the console keeps running."""
+    from mfa_tui.core.services.users import UserService
+    from mfa_tui.ui.screens.second_factor import SecondFactorScreen
+
+    ctx = open_context(Config(cluster.url, tmp_path / "secret.key"), clock)
+    unreachable = "Cannot reach the database server"
+    try:
+        add_user(ctx, ADMIN, role=Role.ADMIN, password=ADMIN_PASSWORD)
+        add_user(ctx, "alice")
+        enroll_totp(ctx, clock, "alice")
+        alice = UserService(ctx).get("alice")
+        async with console(ctx, clock) as pilot:
+            cluster.stop()
+            try:
+                pilot.app.push_screen(SecondFactorScreen(alice, "totp"))
+                await on_screen(pilot, "SecondFactorScreen")
+                await wait_until(
+                    pilot,
+                    lambda: static_text(pilot, "#second-factor-message").startswith(unreachable),
+                    "the prompt to say the server cannot be reached",
+                )
+                assert not pilot.app.screen.query_one("#use-backup-code", Button).display
+                pilot.app.screen.query_one("#second-factor-message").update("")
+                await click(pilot, "#lost-device")
+                await wait_until(
+                    pilot,
+                    lambda: static_text(pilot, "#second-factor-message").startswith(unreachable),
+                    "the request to say the server cannot be reached",
+                )
+                assert pilot.app.is_running and screen_name(pilot) == "SecondFactorScreen"
+            finally:
+                cluster.start()
+    finally:
+        ctx.close()

@@ -20,6 +20,7 @@ from mfa_tui.core.services.mfa import (
 )
 from mfa_tui.core.services.settings_store import SettingsStore
 from mfa_tui.core.services.users import UserView
+from mfa_tui.core.settings import Settings
 from mfa_tui.ui.display import plain
 from mfa_tui.ui.widgets.text_input import TextInput
 
@@ -72,19 +73,9 @@ class SecondFactorScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#code", Input).focus()
-        try:
-            settings = SettingsStore(self.app.ctx).load()  # type: ignore[attr-defined]
-        except MfaTuiError as error:  # the database went away since the password was checked
-            self._say(str(error))
-            settings = None
-        self.query_one("#use-backup-code", Button).display = bool(
-            settings and settings.backup_codes_enabled
-        )
-        self.query_one("#email-code", Button).display = bool(
-            settings
-            and "email_code" in self.METHODS
-            and email_code_offered(settings, self.user.email, self.mfa_type)
-        )
+        # Offered once the settings are read, in the worker below.
+        self.query_one("#use-backup-code", Button).display = False
+        self.query_one("#email-code", Button).display = False
         # A pass stands in for the factor only at a login that asked for the password, on the way
         # to enrolling a new one: never for a step-up inside a session, nor where SSH took the
         # place of the password (``mfa-tui login``).
@@ -96,14 +87,24 @@ class SecondFactorScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="challenge")
     def _send_challenge(self) -> None:
-        """Email/SMS codes and pushes go out when the prompt opens; TOTP sends nothing."""
+        """Email/SMS codes and pushes go out when the prompt opens; TOTP sends nothing. First the
+        settings say which other ways to offer (off the UI thread: a database that went away
+        since the password was checked is said, not a crash)."""
         try:
+            settings = SettingsStore(self.app.ctx).load()  # type: ignore[attr-defined]
+            self.app.call_from_thread(self._offer, settings)
             sent = MfaService(self.app.ctx).send_challenge(self.user.username)  # type: ignore[attr-defined]
         except MfaTuiError as error:
             self.app.call_from_thread(self._say, str(error))
             return
         if sent:
             self.app.call_from_thread(self._say, sent)
+
+    def _offer(self, settings: Settings) -> None:
+        self.query_one("#use-backup-code", Button).display = settings.backup_codes_enabled
+        self.query_one("#email-code", Button).display = "email_code" in self.METHODS and (
+            email_code_offered(settings, self.user.email, self.mfa_type)
+        )
 
     @on(Button.Pressed, "#use-backup-code")
     def _toggle_backup(self) -> None:
@@ -228,14 +229,23 @@ class SecondFactorScreen(Screen[None]):
 
     @on(Button.Pressed, "#lost-device")
     def _lost_device(self) -> None:
+        self._file_reset_request()
+
+    @work(thread=True, exclusive=True, group="lost-device")
+    def _file_reset_request(self) -> None:
         from mfa_tui.core.services.reset_requests import ResetRequests
 
-        filed = ResetRequests(self.app.ctx).request(self.user.id)  # type: ignore[attr-defined]
-        self._say(
+        try:
+            filed = ResetRequests(self.app.ctx).request(self.user.id)  # type: ignore[attr-defined]
+        except MfaTuiError as error:
+            self.app.call_from_thread(self._say, str(error))
+            return
+        self.app.call_from_thread(
+            self._say,
             "Your request to reset your second factor was sent to the helpdesk. Once it is approved, "
             "log in again to set up a new one."
             if filed
-            else "Your reset request is already waiting for the helpdesk."
+            else "Your reset request is already waiting for the helpdesk.",
         )
 
     def action_back(self) -> None:
