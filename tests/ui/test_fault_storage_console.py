@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
 from textual.pilot import Pilot
 from textual.widgets import Button, Input
 
@@ -224,7 +225,14 @@ async def test_a_read_only_database_then_update_again(
 async def test_the_postgresql_server_stopped_mid_session_then_back(
     cluster: PrivateCluster, tmp_path: Path, clock: FixedClock
 ) -> None:
-    ctx = open_context(Config(cluster.url, tmp_path / "secret.key"), clock)
+    # A database of its own: the module's cluster already holds another test's users and key.
+    admin = create_engine(cluster.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text("DROP DATABASE IF EXISTS second_factor"))
+        connection.execute(text("CREATE DATABASE second_factor"))
+    admin.dispose()
+    url = cluster.url.rsplit("/", 1)[0] + "/second_factor"
+    ctx = open_context(Config(url, tmp_path / "secret.key"), clock)
     unreachable = "Cannot reach the database server"
     try:
         add_user(ctx, ADMIN, role=Role.ADMIN, password=ADMIN_PASSWORD)
@@ -291,7 +299,14 @@ async def test_the_second_factor_prompt_with_the_server_gone(
     from mfa_tui.core.services.users import UserService
     from mfa_tui.ui.screens.second_factor import SecondFactorScreen
 
-    ctx = open_context(Config(cluster.url, tmp_path / "secret.key"), clock)
+    # A database of its own: the module's cluster already holds another test's users and key.
+    admin = create_engine(cluster.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text("DROP DATABASE IF EXISTS second_factor"))
+        connection.execute(text("CREATE DATABASE second_factor"))
+    admin.dispose()
+    url = cluster.url.rsplit("/", 1)[0] + "/second_factor"
+    ctx = open_context(Config(url, tmp_path / "secret.key"), clock)
     unreachable = "Cannot reach the database server"
     try:
         add_user(ctx, ADMIN, role=Role.ADMIN, password=ADMIN_PASSWORD)
