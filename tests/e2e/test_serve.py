@@ -18,7 +18,6 @@ import csv
 import io
 import re
 import subprocess
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -34,7 +33,6 @@ from tests.helpers.browser import (
     ServedConsole,
     mfa_tui,
     open_browser,
-    prepare_database,
 )
 from tests.helpers.qr_decode import decode_qr_png
 
@@ -42,20 +40,6 @@ pytestmark = pytest.mark.slow
 
 USER = "bob"  # a demo login without MFA
 TABS_FROM_USERNAME_TO_TYPE = 7  # display name, email, phone, role, enabled, new password, Type
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Prepared:
-    return prepare_database(tmp_path)
-
-
-@pytest.fixture
-def served(database: Prepared, tmp_path: Path) -> Iterator[ServedConsole]:
-    server = ServedConsole(database, tmp_path / "serve.log")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def log_in(tab: ConsoleTab, database: Prepared) -> None:

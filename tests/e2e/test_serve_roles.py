@@ -12,9 +12,6 @@ Skipped, with the reason, where Chromium or the playwright package is missing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pyotp
 import pytest
 
@@ -24,27 +21,12 @@ from tests.helpers.browser import (
     Prepared,
     ServedConsole,
     open_browser,
-    prepare_database,
 )
 
 pytestmark = pytest.mark.slow
 
 HELPDESK_ON_ADMIN = "Helpdesk staff can only act on users with the role user."
 ADMINS_ONLY = "Only administrators can do that."
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Prepared:
-    return prepare_database(tmp_path)
-
-
-@pytest.fixture
-def served(database: Prepared, tmp_path: Path) -> Iterator[ServedConsole]:
-    server = ServedConsole(database, tmp_path / "serve.log")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def sign_in(tab: ConsoleTab, username: str, password: str) -> None:

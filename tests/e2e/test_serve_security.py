@@ -40,7 +40,6 @@ from tests.helpers.browser import (
     free_port,
     mfa_tui,
     open_browser,
-    prepare_database,
     server_environment,
 )
 
@@ -49,11 +48,6 @@ pytestmark = pytest.mark.slow
 MAX_SESSIONS = 2
 # What no one may see before logging in: the demo users' names and addresses, any TOTP secret.
 SENSITIVE = ("alice", "bob", "helpdesk", "@example.com", "otpauth")
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Prepared:
-    return prepare_database(tmp_path)
 
 
 @pytest.fixture
