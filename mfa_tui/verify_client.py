@@ -188,7 +188,10 @@ def _exchange(connection: socket.socket, request: Request) -> Answer:
     try:
         connection.sendall(request.encode())
     except OSError:
-        raise _ServiceGone from None
+        # A service that refuses this peer answers and closes without reading: its answer may be
+        # waiting. Only with nothing to read was the service gone before the code reached it.
+        if not _answer_waiting(connection):
+            raise _ServiceGone from None
     try:
         received = b""
         while b"\n" not in received and len(received) <= MAX_ANSWER_BYTES:
@@ -202,6 +205,13 @@ def _exchange(connection: socket.socket, request: Request) -> Answer:
     if answer.exit_code == 3 and answer.message == BUSY:
         raise _ServiceGone  # refused before reading: the code is untouched
     return answer
+
+
+def _answer_waiting(connection: socket.socket) -> bool:
+    try:
+        return bool(connection.recv(1, socket.MSG_PEEK))
+    except OSError:
+        return False
 
 
 def _ask_again(path: Path, request: Request) -> Answer:
