@@ -223,7 +223,10 @@ async def click(pilot: Pilot[Any], selector: str) -> None:
             found, _ = pilot.app.screen.get_widget_at(*region.offset)
         except Exception:  # nothing there yet
             return False
-        return found is widget or widget in found.ancestors
+        if found is not widget and widget not in found.ancestors:
+            return False
+        # A Button ignores clicks while it still shows its last press (``-active``, 0.2 s).
+        return not widget.has_class("-active")
 
     if not on_top():
         widget.scroll_visible(animate=False, immediate=True)
