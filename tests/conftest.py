@@ -104,6 +104,24 @@ def cli_actor() -> Actor:
 
 
 @pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A loopback port that refuses every connection for the whole test ("the server is down")."""
+    from tests.helpers.ports import refusing_port
+
+    with refusing_port() as port:
+        yield port
+
+
+@pytest.fixture
+def refused_udp_port() -> Iterator[int]:
+    """A loopback UDP port that answers "port unreachable" for the whole test."""
+    from tests.helpers.ports import refusing_udp_port
+
+    with refusing_udp_port() as port:
+        yield port
+
+
+@pytest.fixture
 def smtp() -> Iterator[SmtpServer]:
     """A real SMTP server (aiosmtpd) on a free loopback port; its received mail is in ``messages``."""
     from tests.helpers.smtp_server import smtp_server

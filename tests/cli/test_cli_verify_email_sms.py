@@ -14,7 +14,7 @@ from mfa_tui.core.services.mfa import MfaService
 from mfa_tui.core.services.settings_store import SettingsStore
 from mfa_tui.core.services.users import UserService
 from tests.cli.conftest import Cli, assert_one_error_line
-from tests.helpers.smtp_server import SmtpServer, free_port
+from tests.helpers.smtp_server import SmtpServer
 from tests.helpers.twilio_standin import TwilioStandin, twilio_standin
 
 ALICE = "alice@example.com"
@@ -78,11 +78,11 @@ def test_verify_send_emails_a_code_that_works_once(ready: Cli, smtp: SmtpServer)
 
 
 def test_verify_send_with_smtp_down_exits_3_and_counts_nothing(
-    sqlite_ready: Cli, smtp: SmtpServer
+    sqlite_ready: Cli, smtp: SmtpServer, refused_port: int
 ) -> None:
     set_up(sqlite_ready, smtp.settings(), alice={"email": ALICE})
     enroll(sqlite_ready, "alice", "email", lambda: smtp.last_code_to(ALICE))
-    port = free_port()
+    port = refused_port
     set_up(sqlite_ready, {"smtp.port": str(port)})
     result = sqlite_ready("verify", "alice", "--send", stdin="123456\n")
     assert_one_error_line(

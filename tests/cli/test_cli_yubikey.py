@@ -60,7 +60,9 @@ def test_local_mode_set_mfa_refuses_a_touch_without_the_key(ready: Cli) -> None:
     assert ready.users()["bob"]["mfa_status"] == "none"
 
 
-def test_server_mode_verify_and_a_server_that_is_down(ready: Cli, standin: YubicoStandin) -> None:
+def test_server_mode_verify_and_a_server_that_is_down(
+    ready: Cli, standin: YubicoStandin, refused_port: int
+) -> None:
     ready.ok("settings", "set", "mfa.supported", "totp,yubikey")
     ready.ok("settings", "set", "yubikey.mode", "server")
     ready.ok("settings", "set", "yubikey.server_url", standin.url)
@@ -78,7 +80,7 @@ def test_server_mode_verify_and_a_server_that_is_down(ready: Cli, standin: Yubic
     assert replay.err == REFUSED + "\n"
     ready.ok("users", "unlock", "bob")
 
-    ready.ok("settings", "set", "yubikey.server_url", closed_port_url())
+    ready.ok("settings", "set", "yubikey.server_url", closed_port_url(refused_port))
     for _ in range(2):
         down = ready("verify", "bob", stdin=key.touch() + "\n")
         assert_one_error_line(down, 3, "validation server did not answer")

@@ -23,7 +23,7 @@ from mfa_tui.core.models import CredentialState, DeliveredCode, Lockout, MfaCred
 from mfa_tui.core.services.mfa import MfaService
 from mfa_tui.core.services.settings_store import SettingsStore
 from mfa_tui.core.services.users import UserService
-from tests.helpers.smtp_server import SmtpServer, free_port, smtp_server
+from tests.helpers.smtp_server import SmtpServer, smtp_server
 
 ALICE = "alice@example.com"
 # The engine matters for the flow and for concurrency; the rest runs on SQLite only, to stay fast.
@@ -198,12 +198,12 @@ def test_the_right_code_is_accepted_once_by_many_checkers_at_once(
 
 
 def test_smtp_down_is_a_clear_failure_that_leaves_nothing_behind(
-    ctx: Context, smtp: SmtpServer, clock: FixedClock
+    ctx: Context, smtp: SmtpServer, clock: FixedClock, refused_port: int
 ) -> None:
     configure(ctx, **smtp.settings())
     UserService(ctx).create(Actor.cli(), "alice", email=ALICE)
     enroll_email(ctx, smtp)
-    port = free_port()
+    port = refused_port
     configure(ctx, **{"smtp.port": str(port)})
     clock.advance(seconds=61)
     service = MfaService(ctx)

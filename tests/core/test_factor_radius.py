@@ -35,9 +35,9 @@ def radius() -> Iterator[RadiusServer]:
 
 
 @pytest.fixture
-def closed_port() -> int:
+def closed_port(refused_udp_port: int) -> int:
     """Nothing listens there: the kernel answers ICMP port unreachable."""
-    return freeradius.free_udp_port()
+    return refused_udp_port
 
 
 @pytest.fixture

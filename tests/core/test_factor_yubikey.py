@@ -338,11 +338,13 @@ def test_server_mode_refuses_an_answer_about_another_nonce(
     assert "another request" in (outcome.detail or "")
 
 
-def test_server_down_is_unavailable_and_never_locks(ctx: Context, standin: YubicoStandin) -> None:
+def test_server_down_is_unavailable_and_never_locks(
+    ctx: Context, standin: YubicoStandin, refused_port: int
+) -> None:
     key = standin.register(SimulatedYubikey())
     enroll_server(ctx, standin, key)
     SettingsStore(ctx).set_many(
-        Actor.cli(), {"lockout.attempts": "1", "yubikey.server_url": closed_port_url()}
+        Actor.cli(), {"lockout.attempts": "1", "yubikey.server_url": closed_port_url(refused_port)}
     )
     for _ in range(3):
         outcome = MfaService(ctx).verify("bob", key.touch())
@@ -403,8 +405,10 @@ def test_settings_test_in_each_mode(ctx: Context, standin: YubicoStandin) -> Non
     assert standin.requests[-1]["id"] == standin.client_id
 
 
-def test_settings_test_names_the_problem(ctx: Context, standin: YubicoStandin) -> None:
-    use_server(ctx, standin, url=closed_port_url())
+def test_settings_test_names_the_problem(
+    ctx: Context, standin: YubicoStandin, refused_port: int
+) -> None:
+    use_server(ctx, standin, url=closed_port_url(refused_port))
     with pytest.raises(ProviderUnavailable, match="did not answer"):
         settings_test(ctx)
     SettingsStore(ctx).set_many(Actor.cli(), {"yubikey.api_key": "%%%"})

@@ -4,7 +4,6 @@ access passes and enrollment invitations — on SQLite and PostgreSQL, with a re
 from __future__ import annotations
 
 import re
-import socket
 from datetime import timedelta
 
 import pyotp
@@ -323,14 +322,12 @@ def test_an_invitation_is_emailed_when_email_is_set_up(
 
 
 def test_an_invitation_whose_email_cannot_be_sent_is_not_left_live(
-    ctx: Context, agents: tuple[Actor, Actor], smtp: SmtpServer
+    ctx: Context, agents: tuple[Actor, Actor], smtp: SmtpServer, refused_port: int
 ) -> None:
     """SMTP down: the agent is told, no live code that nobody received, and the log says so;
     once the server is back the same invitation goes out and works."""
     helpdesk, _ = agents
-    with socket.socket() as closed:  # a port nothing listens on
-        closed.bind(("127.0.0.1", 0))
-        dead_port = closed.getsockname()[1]
+    dead_port = refused_port
     SettingsStore(ctx).set_many(Actor.cli(), {**smtp.settings(), "smtp.port": str(dead_port)})
     add_user(ctx, "ivy", email="ivy@example.com")
     MfaService(ctx).set_type(Actor.cli(), "ivy", "totp", configure_later=True)

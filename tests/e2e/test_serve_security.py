@@ -37,11 +37,11 @@ from tests.helpers.browser import (
     Prepared,
     ServedConsole,
     die_with_parent,
-    free_port,
     mfa_tui,
     open_browser,
     server_environment,
 )
+from tests.helpers.ports import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,6 +35,8 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser, Download, Page
 
     from mfa_tui.core.context import Context
+
+from tests.helpers.ports import free_port
 
 PROJECT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -141,12 +142,6 @@ def prepare_database(folder: Path) -> Prepared:
         context.close()
     passwords = {login.username: login.password for login in logins}
     return Prepared(url, key_file, admin.username, admin.password, secret, passwords)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def mfa_tui(database: Prepared, *args: str) -> list[str]:

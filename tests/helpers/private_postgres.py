@@ -11,7 +11,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -21,13 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.ports import free_port
+
 OS_USER = "postgres"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass
@@ -72,7 +67,7 @@ def private_cluster() -> Iterator[PrivateCluster]:
     data_dir = folder / "data"
     if os.geteuid() == 0:
         os.chown(folder, account.pw_uid, account.pw_gid)
-    cluster = PrivateCluster(bin_dir, data_dir, _free_port())
+    cluster = PrivateCluster(bin_dir, data_dir, free_port())
     try:
         subprocess.run(
             _as_postgres(

@@ -2,8 +2,7 @@
 
 ``smtp_server(security=...)`` serves plain SMTP, STARTTLS or implicit TLS (a self-signed
 certificate made here with ``cryptography``), optionally requiring a login; every message it
-receives is kept, parsed, in ``SmtpServer.messages``. ``free_port()`` also gives a port where
-nothing listens, for "the SMTP server is down".
+receives is kept, parsed, in ``SmtpServer.messages``.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ from __future__ import annotations
 import email
 import ipaddress
 import re
-import socket
 import ssl
 import threading
 import time
@@ -28,15 +26,9 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from cryptography import x509
 
 from tests.helpers.certificates import self_signed_certificate, server_context
+from tests.helpers.ports import HOST, free_port
 
-HOST = "127.0.0.1"
 CODE = re.compile(r"code is (\d{6})")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
 
 
 @dataclass

@@ -173,11 +173,6 @@ def running_standin() -> Iterator[YubicoStandin]:
         thread.join(timeout=5)
 
 
-def closed_port_url() -> str:
-    """A URL on 127.0.0.1 where nothing listens (the port was free a moment ago)."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+def closed_port_url(port: int) -> str:
+    """The validation URL on a loopback ``port`` that refuses connections (``refused_port``)."""
     return f"http://127.0.0.1:{port}/wsapi/2.0/verify"

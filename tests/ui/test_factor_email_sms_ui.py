@@ -20,7 +20,7 @@ from mfa_tui.core.models import MfaStatus
 from mfa_tui.core.services.mfa import FACTOR_METHODS, MfaService
 from mfa_tui.core.services.settings_store import SettingsStore
 from mfa_tui.core.services.users import UserView
-from tests.helpers.smtp_server import SmtpServer, free_port
+from tests.helpers.smtp_server import SmtpServer
 from tests.helpers.twilio_standin import TwilioStandin, twilio_standin
 from tests.ui.conftest import (
     ADMIN,
@@ -185,11 +185,11 @@ async def test_log_in_with_an_sms_code_wrong_then_right(
 
 
 async def test_smtp_down_at_login_says_so_locks_nobody_and_the_prompt_still_works(
-    ctx: Context, clock: FixedClock, delivery: None, smtp: SmtpServer
+    ctx: Context, clock: FixedClock, delivery: None, smtp: SmtpServer, refused_port: int
 ) -> None:
     add_user(ctx, "alice", email=ALICE)
     enroll(ctx, "alice", "email", lambda: smtp.last_code_to(ALICE))
-    port = free_port()
+    port = refused_port
     SettingsStore(ctx).set_many(Actor.cli(), {"smtp.port": str(port)})
     clock.advance(seconds=61)
     async with console(ctx, clock) as pilot:

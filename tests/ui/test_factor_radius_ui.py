@@ -179,12 +179,12 @@ async def test_login_answers_an_access_challenge(
 
 
 async def test_server_down_at_login_is_not_counted_and_the_prompt_still_works(
-    ctx: Context, clock: FixedClock, radius: RadiusServer
+    ctx: Context, clock: FixedClock, radius: RadiusServer, refused_udp_port: int
 ) -> None:
     add_user(ctx, "alice")
     use_radius(ctx, radius)
     enroll_radius(ctx, "alice", "alice-pass")
-    down = freeradius.free_udp_port()
+    down = refused_udp_port
     use_radius(ctx, radius, **{"radius.port": str(down), "radius.timeout": "1"})
     async with console(ctx, clock) as pilot:
         await log_in(pilot, "alice", PASSWORD)

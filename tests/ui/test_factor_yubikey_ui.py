@@ -173,7 +173,7 @@ async def test_first_login_enrolls_a_key_checked_by_the_validation_server(
 
 
 async def test_validation_server_down_at_login_says_so_and_never_locks(
-    ctx: Context, clock: FixedClock, standin: YubicoStandin
+    ctx: Context, clock: FixedClock, standin: YubicoStandin, refused_port: int
 ) -> None:
     use_server(ctx, standin)
     add_user(ctx, "alice", mfa_type="yubikey")
@@ -182,7 +182,7 @@ async def test_validation_server_down_at_login_says_so_and_never_locks(
     assert MfaService(ctx).confirm_code(Actor.cli(), start.credential_id, key.touch())
     MfaService(ctx).activate(Actor.cli(), "alice", start.credential_id)
     SettingsStore(ctx).set_many(
-        Actor.cli(), {"lockout.attempts": "1", "yubikey.server_url": closed_port_url()}
+        Actor.cli(), {"lockout.attempts": "1", "yubikey.server_url": closed_port_url(refused_port)}
     )
 
     async with console(ctx, clock) as pilot:
@@ -205,7 +205,7 @@ async def test_validation_server_down_at_login_says_so_and_never_locks(
 # The Test action reads settings and asks the server; the database engine plays no part.
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_server_settings_test_button_reports_the_server(
-    ctx: Context, clock: FixedClock, admin: UserView, standin: YubicoStandin
+    ctx: Context, clock: FixedClock, admin: UserView, standin: YubicoStandin, refused_port: int
 ) -> None:
     use_server(ctx, standin)
     async with admin_console(ctx, clock) as pilot:
@@ -217,7 +217,9 @@ async def test_server_settings_test_button_reports_the_server(
         assert "answered with a valid signature" in said, said
         assert standin.requests, "the stand-in was asked"
 
-        SettingsStore(ctx).set_many(Actor.cli(), {"yubikey.server_url": closed_port_url()})
+        SettingsStore(ctx).set_many(
+            Actor.cli(), {"yubikey.server_url": closed_port_url(refused_port)}
+        )
         await click(pilot, "#test-yubikey")
         await settle(pilot)
         said = static_text(pilot, "#settings-message")

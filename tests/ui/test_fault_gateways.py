@@ -34,7 +34,7 @@ from tests.core.test_factor_sms import live_codes
 from tests.helpers import freeradius
 from tests.helpers.duo_standin import DuoStandIn, DuoUser, phone, running_duo
 from tests.helpers.freeradius import RadiusServer
-from tests.helpers.smtp_server import HOST, free_port
+from tests.helpers.ports import HOST
 from tests.helpers.twilio_standin import TwilioStandin, twilio_standin
 from tests.ui.conftest import (
     PASSWORD,
@@ -185,10 +185,11 @@ async def test_sms_gateway_silent_then_down_at_configure_now(
     admin: UserView,
     gateway: TwilioStandin,
     silent_tcp: int,
+    refused_port: int,
 ) -> None:
     add_user(ctx, "carol", phone=NUMBER)
     use_sms(ctx, gateway)
-    down = free_port()
+    down = refused_port
     faults = {
         f"http://{HOST}:{silent_tcp}": (
             f"The SMS gateway at {HOST}:{silent_tcp} did not answer within "
@@ -225,12 +226,12 @@ async def test_sms_gateway_silent_then_down_at_configure_now(
 
 
 async def test_sms_gateway_silent_then_down_at_login(
-    ctx: Context, clock: FixedClock, gateway: TwilioStandin, silent_tcp: int
+    ctx: Context, clock: FixedClock, gateway: TwilioStandin, silent_tcp: int, refused_port: int
 ) -> None:
     add_user(ctx, "carol", phone=NUMBER)
     use_sms(ctx, gateway)
     enroll(ctx, "carol", "sms", lambda: gateway.last_code_to(NUMBER))
-    down = free_port()
+    down = refused_port
     faults = {
         f"http://{HOST}:{silent_tcp}": f"The SMS gateway at {HOST}:{silent_tcp} did not answer",
         f"http://{HOST}:{down}": f"Could not reach the SMS gateway at {HOST}:{down} (",
@@ -271,12 +272,16 @@ async def test_sms_gateway_silent_then_down_at_login(
 
 
 async def test_radius_silent_then_down_at_login(
-    ctx: Context, clock: FixedClock, radius: RadiusServer, silent_udp: int
+    ctx: Context,
+    clock: FixedClock,
+    radius: RadiusServer,
+    silent_udp: int,
+    refused_udp_port: int,
 ) -> None:
     add_user(ctx, "alice")
     use_radius(ctx, radius)
     enroll_radius(ctx, "alice", "alice-pass")
-    down = freeradius.free_udp_port()
+    down = refused_udp_port
     faults = {
         silent_udp: (
             f"The RADIUS server {HOST}:{silent_udp} did not answer within {TIMEOUT_SECONDS} s "
@@ -315,11 +320,16 @@ async def test_radius_silent_then_down_at_login(
 
 
 async def test_radius_silent_then_down_at_validate_in_configure_now(
-    ctx: Context, clock: FixedClock, admin: UserView, radius: RadiusServer, silent_udp: int
+    ctx: Context,
+    clock: FixedClock,
+    admin: UserView,
+    radius: RadiusServer,
+    silent_udp: int,
+    refused_udp_port: int,
 ) -> None:
     add_user(ctx, "alice")
     use_radius(ctx, radius)
-    down = freeradius.free_udp_port()
+    down = refused_udp_port
     faults = {
         silent_udp: (
             f"The RADIUS server {HOST}:{silent_udp} did not answer within {TIMEOUT_SECONDS} s "
@@ -409,6 +419,7 @@ async def test_duo_down_then_silent_at_a_login_push(
     duo: DuoStandIn,
     pushes_answered: threading.Event,
     monkeypatch: pytest.MonkeyPatch,
+    refused_port: int,
 ) -> None:
     # A push waits for Duo's timeout plus the minute Duo gives the person: that minute shortened.
     monkeypatch.setattr(duo_factor, "PUSH_WAIT_SECONDS", TIMEOUT_SECONDS - 1)
@@ -418,7 +429,7 @@ async def test_duo_down_then_silent_at_a_login_push(
     )
     add_user(ctx, "alice")
     enroll_duo(ctx)
-    down = free_port()
+    down = refused_port
     refused = f"Duo at localhost:{down} cannot be reached ("
     async with console(ctx, clock) as pilot:
         settings.set_many(Actor.cli(), {"duo.api_host": f"localhost:{down}"})
