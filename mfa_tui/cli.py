@@ -888,15 +888,12 @@ def _database_problem(error: Exception) -> str | None:
     """A database error raised outside the services' own translation, e.g. a server down at start."""
     if "sqlalchemy" not in sys.modules:
         return None
-    from sqlalchemy.exc import OperationalError, SQLAlchemyError
+    from sqlalchemy.exc import SQLAlchemyError
 
-    from mfa_tui.core.db import describe_operational_error
+    from mfa_tui.core.db import database_error
 
-    if isinstance(error, OperationalError):
-        return describe_operational_error(error)
     if isinstance(error, SQLAlchemyError):
-        detail = str(getattr(error, "orig", None) or error).strip().splitlines()
-        return f"The database reported a problem: {detail[0] if detail else type(error).__name__}."
+        return str(database_error(error))
     return None
 
 

@@ -178,12 +178,12 @@ class VerifyServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             return Answer(error.exit_code, str(error))
         except Exception as error:  # the database went away, a bug: answer, log, carry on
             log(f"verifying {printable(request.user)} failed:\n{traceback.format_exc()}")
-            from sqlalchemy.exc import OperationalError
+            from sqlalchemy.exc import SQLAlchemyError
 
-            from mfa_tui.core.db import describe_operational_error
+            from mfa_tui.core.db import database_error
 
-            if isinstance(error, OperationalError):
-                return Answer(3, describe_operational_error(error))
+            if isinstance(error, SQLAlchemyError):
+                return Answer(3, str(database_error(error)))
             return Answer(
                 3, f"The verify service failed: {type(error).__name__} (see the service's log)."
             )

@@ -113,6 +113,15 @@ def refused_port() -> Iterator[int]:
 
 
 @pytest.fixture
+def silent_tcp() -> Iterator[int]:
+    """A loopback port whose connections the kernel accepts and nobody ever answers."""
+    from tests.helpers.ports import silent_port
+
+    with silent_port() as port:
+        yield port
+
+
+@pytest.fixture
 def refused_udp_port() -> Iterator[int]:
     """A loopback UDP port that answers "port unreachable" for the whole test."""
     from tests.helpers.ports import refusing_udp_port

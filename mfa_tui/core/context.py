@@ -11,7 +11,7 @@ import base64
 import hmac
 from dataclasses import dataclass, field
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
 from mfa_tui.core import schema
@@ -27,7 +27,7 @@ from mfa_tui.core.crypto import (
     read_key_file,
     side_key_file,
 )
-from mfa_tui.core.db import Database, describe_operational_error, make_engine
+from mfa_tui.core.db import Database, database_error, make_engine
 from mfa_tui.core.errors import StorageError
 from mfa_tui.core.models import KeyCheck, ServerSetting
 
@@ -73,9 +73,9 @@ def open_context(config: Config, clock: Clock | None = None) -> Context:
     try:
         schema.upgrade(database)
         box = _open_box(database, _load_key(database, config, clock or SystemClock()))
-    except OperationalError as error:  # e.g. the server is down: one sentence, not a traceback
+    except SQLAlchemyError as error:  # e.g. the server is down: one sentence, not a traceback
         database.dispose()
-        raise StorageError(describe_operational_error(error)) from error
+        raise database_error(error) from error
     except BaseException:
         database.dispose()
         raise

@@ -14,12 +14,21 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    IntegrityError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session
 
-from mfa_tui.core.errors import StorageError
+from mfa_tui.core.errors import ConflictError, MfaTuiError, StorageError
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# A PostgreSQL server that drops packets would otherwise hold a caller for the system's TCP
+# connect timeout (about two minutes); a URL's own ?connect_timeout= wins.
+POSTGRES_CONNECT_TIMEOUT_SECONDS = 10
 _WRITE = "mfa_tui_write"
 
 
@@ -35,8 +44,16 @@ def make_engine(url: str) -> Engine:
         return _sqlite_engine(url, parsed.database)
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "psycopg":
         parsed = parsed.set(drivername="postgresql+psycopg")
+    options: dict[str, object] = {}
+    if parsed.get_backend_name() == "postgresql":
+        if "connect_timeout" not in parsed.query:
+            options["connect_args"] = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS}
+        # The locks that keep the audit chain, versions and key rotation right are taken on
+        # rows as they are now (READ COMMITTED): a server whose default_transaction_isolation
+        # is stricter would refuse concurrent writers or hide a row a rotation must re-seal.
+        options["isolation_level"] = "READ COMMITTED"
     try:
-        return create_engine(parsed, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True, **options)
     except (ImportError, SQLAlchemyError) as error:
         raise StorageError(f"Cannot use the database URL '{url}': {error}.") from error
 
@@ -103,12 +120,36 @@ class Database:
         self.engine.dispose()
 
 
+SAME_MOMENT = (
+    "Someone else changed or removed the same record at the same moment; reload and try again."
+)
+
+
 @contextmanager
 def _storage_errors() -> Iterator[None]:
     try:
         yield
-    except OperationalError as error:
-        raise StorageError(describe_operational_error(error)) from error
+    except SQLAlchemyError as error:
+        raise database_error(error) from error
+
+
+def database_error(error: SQLAlchemyError) -> MfaTuiError:
+    """The one sentence a person sees for an error from the database layer, as an MfaTuiError:
+    a clash with a concurrent change is a conflict, anything else the database's problem."""
+    if isinstance(error, OperationalError):
+        return StorageError(describe_operational_error(error))
+    if isinstance(error, IntegrityError):
+        return ConflictError(SAME_MOMENT)
+    if isinstance(error, PoolTimeout):
+        return StorageError("Every connection to the database is busy; try again in a moment.")
+    detail = str(getattr(error, "orig", None) or error).strip().splitlines()
+    message = detail[0] if detail else type(error).__name__
+    if "file is not a database" in message or "malformed" in message:
+        return StorageError(
+            f"The database file is damaged or is not a database ({message}); "
+            "restore it from a backup."
+        )
+    return StorageError(f"The database reported a problem: {message}.")
 
 
 def describe_operational_error(error: OperationalError) -> str:
@@ -137,5 +178,5 @@ def describe_operational_error(error: OperationalError) -> str:
 def table_names(engine: Engine) -> set[str]:
     try:
         return set(inspect(engine).get_table_names())
-    except OperationalError as error:
-        raise StorageError(describe_operational_error(error)) from error
+    except SQLAlchemyError as error:
+        raise database_error(error) from error

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import platformdirs
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from mfa_tui.core.config import Config
-from mfa_tui.core.db import SQLITE_BUSY_TIMEOUT_MS, Database, make_engine
-from mfa_tui.core.errors import StorageError
+from mfa_tui.core.db import SAME_MOMENT, SQLITE_BUSY_TIMEOUT_MS, Database, make_engine
+from mfa_tui.core.errors import ConflictError, StorageError
 
 
 @pytest.fixture
@@ -55,8 +55,12 @@ def test_foreign_keys_are_enforced(sqlite_db: tuple[Database, Path]) -> None:
         session.execute(
             text("CREATE TABLE child (id INTEGER PRIMARY KEY, t_id INTEGER REFERENCES t(id))")
         )
-    with pytest.raises(IntegrityError, match="FOREIGN KEY"), database.write() as session:
+    with pytest.raises(ConflictError) as refused, database.write() as session:
         session.execute(text("INSERT INTO child (t_id) VALUES (999)"))
+    # One sentence for a person; the database's own words stay on the cause.
+    assert str(refused.value) == SAME_MOMENT
+    assert isinstance(refused.value.__cause__, IntegrityError)
+    assert "FOREIGN KEY" in str(refused.value.__cause__)
 
 
 def _other_connection_can_begin_immediate(path: Path) -> str | None:
@@ -207,3 +211,27 @@ def test_a_sqlite_file_in_a_missing_folder_gets_its_folder(tmp_path: Path) -> No
     finally:
         database.dispose()
     assert path.exists()
+
+
+def test_postgresql_transactions_are_read_committed_whatever_the_server_default() -> None:
+    """The audit head lock, optimistic versions and key rotation are built for READ COMMITTED; a
+    server (or role) configured for REPEATABLE READ must not change what mfa-tui gets."""
+    from tests.conftest import postgres_base_url
+
+    stricter = "default_transaction_isolation=repeatable\\ read"
+    url = make_url(postgres_base_url()).update_query_dict({"options": f"-c {stricter}"})
+    plain = create_engine(url)
+    try:
+        with plain.connect() as connection:  # the server default this URL sets is really there
+            shown = connection.execute(text("SHOW transaction_isolation")).scalar()
+            assert shown == "repeatable read"
+    finally:
+        plain.dispose()
+    database = Database(make_engine(url.render_as_string(hide_password=False)))
+    try:
+        for session_of in (database.read, database.write):
+            with session_of() as session:
+                shown = session.execute(text("SHOW transaction_isolation")).scalar()
+                assert shown == "read committed", session_of.__name__
+    finally:
+        database.dispose()

@@ -6,11 +6,13 @@ while the server is down, saves nothing, and works again once it is back — wit
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from mfa_tui.core import db
 from mfa_tui.core.access import Actor
 from mfa_tui.core.clock import FixedClock
 from mfa_tui.core.config import SECRET_KEY_ENV_VAR, Config
@@ -21,6 +23,27 @@ from tests.cli.conftest import Cli, assert_one_error_line
 from tests.helpers.private_postgres import PrivateCluster, private_cluster
 
 pytestmark = pytest.mark.slow
+
+
+def test_a_server_that_never_answers_is_given_up_on_within_the_connect_timeout(
+    tmp_path: Path, silent_tcp: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that takes the connection and says nothing (a half-dead host, a firewall that
+    drops packets) costs the connect timeout, not the system's two minutes, then one sentence."""
+    monkeypatch.setattr(db, "POSTGRES_CONNECT_TIMEOUT_SECONDS", 1)
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{silent_tcp}/test"
+    started = time.monotonic()
+    with pytest.raises(StorageError) as refused:
+        open_context(Config(url, tmp_path / "secret.key"))
+    waited = time.monotonic() - started
+    message = str(refused.value)
+    assert message.startswith("Cannot reach the database server:"), message
+    assert "timeout" in message and "\n" not in message, message
+    assert waited < 10, f"gave up after {waited:.1f} s"
+    # A URL that sets its own timeout keeps it.
+    own = db.make_engine(url + "?connect_timeout=3")
+    assert own.dialect.create_connect_args(own.url)[1]["connect_timeout"] == "3"
+    print(f"\nA silent PostgreSQL server: given up on after {waited:.1f} s (timeout 1 s)")
 
 
 @pytest.fixture(scope="module")

@@ -41,3 +41,12 @@ def refusing_udp_port() -> Iterator[int]:
         held.bind((HOST, 0))
         held.connect((HOST, 9))  # the discard port: nothing comes from there
         yield int(held.getsockname()[1])
+
+
+@contextmanager
+def silent_port() -> Iterator[int]:
+    """A loopback TCP port whose connections the kernel accepts and nobody ever answers."""
+    with socket.socket() as listener:
+        listener.bind((HOST, 0))
+        listener.listen(8)
+        yield int(listener.getsockname()[1])

@@ -11,7 +11,6 @@ set low; Duo's extra minute for a push (``PUSH_WAIT_SECONDS``) is shortened the 
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -73,15 +72,6 @@ def _seen() -> Iterator[None]:
     SEEN.clear()
     yield
     SEEN.clear()
-
-
-@pytest.fixture
-def silent_tcp() -> Iterator[int]:
-    """A port whose connections the kernel accepts and nobody ever answers."""
-    with socket.socket() as listener:
-        listener.bind((HOST, 0))
-        listener.listen(8)
-        yield listener.getsockname()[1]
 
 
 @pytest.fixture

@@ -6,13 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from mfa_tui.core.access import Action, Actor
 from mfa_tui.core.audit import AuditEntry
 from mfa_tui.core.context import Context
-from mfa_tui.core.errors import InputError, NotFound
+from mfa_tui.core.errors import ConflictError, InputError, NotFound
 from mfa_tui.core.models import ResetRequest, User
 from mfa_tui.core.services.guard import authorize, refusals_audited
 from mfa_tui.core.services.mfa import MfaService
@@ -49,7 +48,7 @@ class ResetRequests:
                 self.ctx.audit.append(
                     session, AuditEntry(user.username, "reset_request.create", user.username), now
                 )
-        except IntegrityError:
+        except ConflictError:  # the unique index on open requests: one is already waiting
             return False
         return True
 
