@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the database layer is imported by the worker that opens it,
     from mfa_tui.core.config import Config
     from mfa_tui.core.context import Context
     from mfa_tui.core.services.users import UserView
+    from mfa_tui.core.settings import Settings
 
 # What keeps a session from timing out: a person's keys, clicks, scrolls and pastes.
 ACTIVITY = (
@@ -62,6 +63,8 @@ class MfaTuiApp(App[None]):
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True)]
     # A temporary access pass may stand in for the second factor after the password (login.py).
     ACCESS_PASS_AT_LOGIN = True
+    # Ways a session starts that prove no second factor (step-up then asks for it).
+    UNPROVEN_METHODS: tuple[str, ...] = ("password",)
     # How often, in real seconds, the idle timeout is checked against the clock.
     IDLE_CHECK_SECONDS = 5.0
 
@@ -84,6 +87,7 @@ class MfaTuiApp(App[None]):
         self._database_opened = threading.Event()
         self._database_problem: str | None = None
         self.signed_in: SignedIn | None = None
+        self._ending = False  # the idle timeout has ended this process's session
 
     @property
     def ctx(self) -> Context:
@@ -109,15 +113,41 @@ class MfaTuiApp(App[None]):
         """End the session, and with it a browser tab's process, once it has been idle too long."""
         if (
             self.idle_timeout is None
+            or self._ending
             or self._idle_clock.now() - self._last_input < self.idle_timeout
         ):
             return
+        self._ending = True
         minutes = round(self.idle_timeout.total_seconds() / 60)
-        self.signed_in = None
-        self.exit(
-            message=f"Session ended after {minutes} minutes without a key press or a click; "
-            "log in again to go on."
+        self._end_session(
+            "idle",
+            lambda: self.exit(
+                message=f"Session ended after {minutes} minutes without a key press or a click; "
+                "log in again to go on."
+            ),
         )
+
+    def _end_session(self, reason: str, then: Callable[[], object]) -> None:
+        """Sign out at once (nothing more can be done in this session), record why in a worker,
+        then ``then`` (back to the login screen, or the end of the process)."""
+        signed_in, self.signed_in = self.signed_in, None
+        if signed_in is None:
+            then()
+            return
+        self.push_screen(Screen())  # nothing of the session stays on screen or takes keys meanwhile
+        self._record_logout(signed_in.actor, reason, then)
+
+    @work(thread=True, exclusive=True, group="end-session")
+    def _record_logout(self, actor: Actor, reason: str, then: Callable[[], object]) -> None:
+        from mfa_tui.core.services.auth import AuthService
+
+        try:
+            AuthService(self.ctx).record_logout(actor, reason)
+        except MfaTuiError as error:  # logging out always works; the log says what it could
+            self.call_from_thread(
+                self.notify, f"The logout was not recorded: {error}", severity="warning"
+            )
+        self.call_from_thread(then)
 
     @on(events.DeliveryComplete)
     def _downloaded(self, event: events.DeliveryComplete) -> None:
@@ -184,12 +214,26 @@ class MfaTuiApp(App[None]):
         self._show_who("")
 
     def start_session(self, user: UserView, method: str, landing: str | None = None) -> None:
-        """The password and any second factor are proven: open the home screen for this role."""
+        """The password and any second factor are proven: record the login, then open the home
+        screen for this role. The record is written in a worker; if it cannot be written the
+        session does not start (a login that leaves no trace is no login)."""
+        proved_at = None if method in self.UNPROVEN_METHODS else self.ctx.clock.now()
+        self._record_login(SignedIn(user, proved_at), method, landing)
+
+    @work(thread=True, exclusive=True, group="start-session")
+    def _record_login(self, signed_in: SignedIn, method: str, landing: str | None) -> None:
         from mfa_tui.core.services.auth import AuthService
 
-        proved_at = None if method == "password" else self.ctx.clock.now()
-        self.signed_in = SignedIn(user, proved_at)
-        AuthService(self.ctx).record_login(self.signed_in.actor, method)
+        try:
+            AuthService(self.ctx).record_login(signed_in.actor, method)
+        except MfaTuiError as error:
+            self.call_from_thread(self.show_login, f"Not signed in: {error}")
+            return
+        self.call_from_thread(self._open_session, signed_in, landing)
+
+    def _open_session(self, signed_in: SignedIn, landing: str | None) -> None:
+        self.signed_in = signed_in
+        user = signed_in.user
         while len(self.screen_stack) > 2:
             self.pop_screen()
         if landing == "preferences":
@@ -199,6 +243,20 @@ class MfaTuiApp(App[None]):
         else:
             self.switch_screen(self.home_screen())
         self._show_who(f"{user.username} ({user.role})")
+
+    @work(thread=True, group="cancel-enrollment")
+    def cancel_enrollment(self, actor: Actor, credential_id: str) -> None:
+        """Remove a setup that was left unfinished, in an app worker: the screen that started it
+        is closing, and would cancel a worker of its own."""
+        from mfa_tui.core.services.mfa import MfaService
+
+        try:
+            MfaService(self.ctx).cancel_enrollment(actor, credential_id)
+        except MfaTuiError as error:
+            # What is left is never valid for a login, and the next setup replaces it.
+            self.call_from_thread(
+                self.notify, f"The unfinished setup stays until the next one: {error}"
+            )
 
     def _show_who(self, text: str) -> None:
         # After the switch: changing the title while the old screen's Header is being removed
@@ -221,7 +279,7 @@ class MfaTuiApp(App[None]):
         return PreferencesScreen()
 
     def action_log_out(self) -> None:
-        self.show_login("You have logged out.")
+        self._end_session("logged out", lambda: self.show_login("You have logged out."))
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -255,12 +313,28 @@ class MfaTuiApp(App[None]):
         self.push_screen(AuditLogScreen())
 
     def action_open_server_settings(self) -> None:
-        from mfa_tui.ui.screens.server_settings import ServerSettingsScreen
-
         if self.signed_in is not None and self.signed_in.user.role == Role.ADMIN:
-            self.push_screen(ServerSettingsScreen())
+            self._open_server_settings()
         elif self.signed_in is not None:
             self._refuse_server_settings(self.signed_in.actor)
+
+    @work(thread=True, exclusive=True, group="open-server-settings")
+    def _open_server_settings(self) -> None:
+        """The settings are read here, so the screen opens filled in (or not at all)."""
+        from mfa_tui.core.services.settings_store import SettingsStore
+
+        try:
+            settings = SettingsStore(self.ctx).load()
+        except MfaTuiError as error:
+            self.call_from_thread(self.notify, str(error), severity="error")
+            return
+        self.call_from_thread(self._show_server_settings, settings)
+
+    def _show_server_settings(self, settings: Settings) -> None:
+        from mfa_tui.ui.screens.server_settings import ServerSettingsScreen
+
+        if self.signed_in is not None and not isinstance(self.screen, ServerSettingsScreen):
+            self.push_screen(ServerSettingsScreen(settings))
 
     @work(thread=True, group="refusal")
     def _refuse_server_settings(self, actor: Actor) -> None:

@@ -32,6 +32,9 @@ WITHOUT_PROOF = ("terminal", "enrollment")
 class TerminalLoginApp(MfaTuiApp):
     # SSH took the place of the password: a pass must not stand in for the factor as well.
     ACCESS_PASS_AT_LOGIN = False
+    # Nothing is proven by SSH's key: changing one's own factor in Preferences asks for the
+    # current one first.
+    UNPROVEN_METHODS = ("password", "terminal")
 
     def __init__(self, context: Context, login: TerminalLogin) -> None:
         super().__init__(context=context)
@@ -65,10 +68,6 @@ class TerminalLoginApp(MfaTuiApp):
                 timeout=10,
             )
         super().start_session(user, method, landing)
-        if method == "terminal" and self.signed_in is not None:
-            # Nothing was proven here (the console counts any other method as a fresh proof):
-            # changing one's own factor in Preferences asks for the current one first.
-            self.signed_in = replace(self.signed_in, proved_at=None)
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         # A screenshot would be a file of the service account's, written where the person has no

@@ -20,6 +20,7 @@ from argon2 import PasswordHasher
 from sqlmodel import select
 from textual.pilot import Pilot
 from textual.widgets import Input
+from textual.worker import WorkerCancelled
 
 from mfa_tui.core import passwords
 from mfa_tui.core.access import Actor
@@ -145,7 +146,13 @@ async def settle(pilot: Pilot[Any], timeout: float = 15.0) -> None:
     app = pilot.app
     deadline = time.monotonic() + timeout
     while True:
-        await app.workers.wait_for_complete()
+        try:
+            await app.workers.wait_for_complete()
+        except WorkerCancelled:
+            if app.return_code is not None:
+                return  # the app is exiting: it cancels what still runs (e.g. the worker that
+                # asked it to exit, still returning)
+            raise
         await pilot.pause()
         if not any(worker.is_running for worker in app.workers):
             return

@@ -4,7 +4,9 @@ With User edit open and a change typed, the database becomes unusable — SQLite
 process past the busy timeout, SQLite on a file system remounted read-only, or the PostgreSQL
 server stopped — and Update says so in one sentence: the app keeps running and taking keys,
 nothing is saved, and the same Update succeeds once the fault is gone. The Users screen says the
-same when its rows cannot be read, and shows them again once the server is back.
+same when its rows cannot be read, and shows them again once the server is back; so do Server
+Settings (not opened), Preferences (opened empty, r reads again), a login whose record cannot be
+written (no session), a setup left unfinished, and a database file that is not a database.
 
 The read-only case mounts a file system (root only, else skipped with the reason, as in
 ``tests/core/test_faults.py``); the PostgreSQL case stops a private cluster of its own.
@@ -42,6 +44,7 @@ from tests.ui.conftest import (
     audit_events,
     click,
     console,
+    credentials,
     enroll_totp,
     fill,
     notifications,
@@ -225,17 +228,8 @@ async def test_a_read_only_database_then_update_again(
 async def test_the_postgresql_server_stopped_mid_session_then_back(
     cluster: PrivateCluster, tmp_path: Path, clock: FixedClock
 ) -> None:
-    # A database of its own: the module's cluster already holds another test's users and key.
-    admin = create_engine(cluster.url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text("DROP DATABASE IF EXISTS second_factor"))
-        connection.execute(text("CREATE DATABASE second_factor"))
-    admin.dispose()
-    url = cluster.url.rsplit("/", 1)[0] + "/second_factor"
-    ctx = open_context(Config(url, tmp_path / "secret.key"), clock)
     unreachable = "Cannot reach the database server"
-    try:
-        add_user(ctx, ADMIN, role=Role.ADMIN, password=ADMIN_PASSWORD)
+    with own_context(cluster, "mid_session", tmp_path, clock) as ctx:
         add_user(ctx, "alice")
         add_user(ctx, "bob")
         async with admin_console(ctx, clock) as pilot:
@@ -268,9 +262,34 @@ async def test_the_postgresql_server_stopped_mid_session_then_back(
                     "the new-user form's refusal",
                 )
                 assert pilot.app.is_running and screen_name(pilot) == "UsersScreen"
+                said = len(notifications(pilot))
+                await pilot.press("s")  # Server Settings: read before the screen opens
+                await wait_until(
+                    pilot,
+                    lambda: any(n.startswith(unreachable) for n in notifications(pilot)[said:]),
+                    "the settings' refusal",
+                )
+                assert pilot.app.is_running and screen_name(pilot) == "UsersScreen"
+                await pilot.press("p")  # Preferences opens, says it, and offers nothing yet
+                await on_screen(pilot, "PreferencesScreen")
+                preferences_said = await preferences_cannot_read(pilot, unreachable)
             finally:
                 cluster.start()
 
+            await pilot.press("r")  # the server is back: Preferences reads it again
+            await wait_until(
+                pilot,
+                lambda: static_text(pilot, "#own-mfa").startswith(f"Signed in as {ADMIN}."),
+                "Preferences filled in",
+            )
+            assert static_text(pilot, "#preferences-message") == ""
+            assert not pilot.app.screen.query_one("#change-type", Button).disabled
+            await pilot.press("escape")
+            await on_screen(pilot, "UsersScreen")
+            await pilot.press("s")
+            await on_screen(pilot, "ServerSettingsScreen")
+            await pilot.press("escape")
+            await on_screen(pilot, "UsersScreen")
             unchanged(ctx)
             await search(pilot, "alice")  # the server is back: the same screen works
             await wait_until(
@@ -283,12 +302,102 @@ async def test_the_postgresql_server_stopped_mid_session_then_back(
             await fill(pilot, "#display-name", NEW_NAME)
             await update_saved(pilot)
         saved_once(ctx)
-    finally:
-        ctx.close()
     print(
         f"\nPostgreSQL stopped mid-session in the console: 1 fault, Update said {message!r}, "
-        f"the users screen said {status!r}, 0 changes saved, 1 retry succeeded"
+        f"the users screen said {status!r}, Preferences said {preferences_said!r}, "
+        "0 changes saved, 1 retry succeeded"
     )
+
+
+async def preferences_cannot_read(pilot: Pilot[Any], expected: str) -> str:
+    """Preferences says in one sentence why it shows nothing, and no action can be pressed."""
+    await wait_until(
+        pilot,
+        lambda: static_text(pilot, "#preferences-message").startswith(expected),
+        "Preferences to say the database cannot be read",
+    )
+    message = static_text(pilot, "#preferences-message")
+    assert message.endswith("Press r to read it again."), message
+    assert "Traceback" not in shown(pilot)
+    for button in ("#reconfigure", "#generate-backup-codes", "#change-type"):
+        assert pilot.app.screen.query_one(button, Button).disabled, button
+    return message
+
+
+async def test_a_login_whose_record_cannot_be_written_does_not_start_a_session(
+    cluster: PrivateCluster, tmp_path: Path, clock: FixedClock
+) -> None:
+    """The password and factor are proven but the server goes before the login is recorded:
+    the console returns to the login screen with the reason, signed in as nobody."""
+    from mfa_tui.core.services.users import UserService
+
+    unreachable = "Not signed in: Cannot reach the database server"
+    with own_context(cluster, "login_record", tmp_path, clock) as ctx:
+        admin = UserService(ctx).get(ADMIN)
+        async with console(ctx, clock) as pilot:
+            cluster.stop()
+            try:
+                pilot.app.start_session(admin, "password")
+                await wait_until(
+                    pilot,
+                    lambda: static_text(pilot, "#login-message").startswith(unreachable),
+                    "the login screen to say why",
+                )
+                assert pilot.app.signed_in is None and screen_name(pilot) == "LoginScreen"
+                assert pilot.app.is_running and "Traceback" not in shown(pilot)
+            finally:
+                cluster.start()
+            pilot.app.start_session(admin, "password")
+            await on_screen(pilot, "UsersScreen")
+            assert pilot.app.signed_in is not None
+        assert len(audit_events(ctx, "login.success")) == 1
+
+
+@contextmanager
+def own_context(
+    cluster: PrivateCluster, name: str, tmp_path: Path, clock: FixedClock
+) -> Iterator[Context]:
+    """A new database in the private cluster (another test's users and key are in the cluster's
+    own), opened, with the administrator in it."""
+    admin = create_engine(cluster.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    url = cluster.url.rsplit("/", 1)[0] + f"/{name}"
+    ctx = open_context(Config(url, tmp_path / "secret.key"), clock)
+    try:
+        add_user(ctx, ADMIN, role=Role.ADMIN, password=ADMIN_PASSWORD)
+        yield ctx
+    finally:
+        ctx.close()
+
+
+async def test_a_damaged_database_file_is_said_on_the_login_screen(
+    tmp_path: Path, clock: FixedClock
+) -> None:
+    """Not an SQLite file at all (a bad restore, another program's file): one sentence on the
+    login screen instead of a traceback, and the console still quits with Ctrl+Q."""
+    from mfa_tui.ui.app import MfaTuiApp
+
+    database = tmp_path / "mfa.db"
+    database.write_bytes(b"this is not an SQLite database\n" * 200)
+    app = MfaTuiApp(Config(f"sqlite:///{database}", tmp_path / "secret.key"), clock=clock)
+    async with app.run_test() as pilot:
+        await wait_until(
+            pilot,
+            lambda: "damaged" in static_text(pilot, "#login-message"),
+            "the login screen to say the file is damaged",
+        )
+        message = static_text(pilot, "#login-message")
+        assert message == (
+            "Cannot open the database: The database file is damaged or is not a database "
+            "(file is not a database); restore it from a backup. Press Ctrl+Q to quit."
+        )
+        assert pilot.app.screen.query_one("#log-in", Button).disabled
+        await pilot.press("ctrl+q")
+    assert app.return_code == 0
+    assert database.read_bytes() == b"this is not an SQLite database\n" * 200  # left as found
 
 
 async def test_the_second_factor_prompt_with_the_server_gone(
@@ -299,17 +408,8 @@ async def test_the_second_factor_prompt_with_the_server_gone(
     from mfa_tui.core.services.users import UserService
     from mfa_tui.ui.screens.second_factor import SecondFactorScreen
 
-    # A database of its own: the module's cluster already holds another test's users and key.
-    admin = create_engine(cluster.url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text("DROP DATABASE IF EXISTS second_factor"))
-        connection.execute(text("CREATE DATABASE second_factor"))
-    admin.dispose()
-    url = cluster.url.rsplit("/", 1)[0] + "/second_factor"
-    ctx = open_context(Config(url, tmp_path / "secret.key"), clock)
     unreachable = "Cannot reach the database server"
-    try:
-        add_user(ctx, ADMIN, role=Role.ADMIN, password=ADMIN_PASSWORD)
+    with own_context(cluster, "prompt", tmp_path, clock) as ctx:
         add_user(ctx, "alice")
         enroll_totp(ctx, clock, "alice")
         alice = UserService(ctx).get("alice")
@@ -334,5 +434,40 @@ async def test_the_second_factor_prompt_with_the_server_gone(
                 assert pilot.app.is_running and screen_name(pilot) == "SecondFactorScreen"
             finally:
                 cluster.start()
-    finally:
-        ctx.close()
+
+
+async def test_a_setup_left_while_the_server_is_gone(
+    cluster: PrivateCluster, tmp_path: Path, clock: FixedClock
+) -> None:
+    """Configure now, then Cancel with the server stopped: the editor closes, one sentence says
+    the unfinished setup stays (it never logs anyone in), and the next setup replaces it."""
+    from tests.ui.test_user_edit_flow import choose_type
+
+    unreachable = "The unfinished setup stays until the next one: Cannot reach the database server"
+    with own_context(cluster, "left_setup", tmp_path, clock) as ctx:
+        add_user(ctx, "alice")
+        async with admin_console(ctx, clock) as pilot:
+            await search_and_open(pilot, "alice")
+            await choose_type(pilot, "totp")
+            await click(pilot, "#configure-now")
+            assert credentials(ctx, "alice") == [("totp", "verifying")]
+            cluster.stop()
+            try:
+                await pilot.press("escape")  # Cancel
+                await wait_until(
+                    pilot,
+                    lambda: any(n.startswith(unreachable) for n in notifications(pilot)),
+                    "the notice that the setup stays",
+                )
+                assert pilot.app.is_running and screen_name(pilot) == "UsersScreen"
+                assert "Traceback" not in shown(pilot)
+            finally:
+                cluster.start()
+            assert credentials(ctx, "alice") == [("totp", "verifying")]  # never valid for login
+            await search_and_open(pilot, "alice")
+            await choose_type(pilot, "totp")
+            await click(pilot, "#configure-now")
+            assert credentials(ctx, "alice") == [("totp", "verifying")]  # replaced, not added
+            await pilot.press("escape")
+            await on_screen(pilot, "UsersScreen")
+            await wait_until(pilot, lambda: credentials(ctx, "alice") == [], "the setup removed")

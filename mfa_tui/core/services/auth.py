@@ -145,11 +145,16 @@ class AuthService:
             return user, SettingsStore(self.ctx).load(session), active_credential(session, user_id)
 
     def record_login(self, actor: Actor, method: str) -> None:
+        self._record_session_event(actor, "login.success", {"method": method})
+
+    def record_logout(self, actor: Actor, reason: str) -> None:
+        """A session ended: ``reason`` is "logged out" (the person asked) or "idle" (timed out)."""
+        self._record_session_event(actor, "logout", {"reason": reason})
+
+    def _record_session_event(self, actor: Actor, action: str, details: dict[str, str]) -> None:
         with self.ctx.db.write() as session:
             self.ctx.audit.append(
-                session,
-                AuditEntry(actor.name, "login.success", actor.name, {"method": method}),
-                self.ctx.clock.now(),
+                session, AuditEntry(actor.name, action, actor.name, details), self.ctx.clock.now()
             )
 
     def _record_password_failure(self, user: User) -> None:

@@ -7,8 +7,6 @@ working factor stays as it was.
 
 from __future__ import annotations
 
-from functools import partial
-
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -172,12 +170,7 @@ class EnrollmentScreen(Screen[bool]):
     @on(Button.Pressed, "#leave")
     def action_leave(self) -> None:
         if self.start is not None:
-            service = MfaService(self.app.ctx)  # type: ignore[attr-defined]
-            # In an app worker: this screen is closing, and the UI thread does no database writes.
-            self.app.run_worker(
-                partial(service.cancel_enrollment, self.actor(), self.start.credential_id),
-                thread=True,
-            )
+            self.app.cancel_enrollment(self.actor(), self.start.credential_id)  # type: ignore[attr-defined]
         if self.signed_in:
             self.dismiss(False)
         else:

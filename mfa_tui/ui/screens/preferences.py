@@ -35,30 +35,28 @@ class PreferencesScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("x", "app.log_out", "Log out"),
+        Binding("r", "reload", "Reload", show=False),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.user: UserView | None = None
+        self._supported_types: tuple[str, ...] | None = None
 
     def compose(self) -> ComposeResult:
-        settings = SettingsStore(self.app.ctx).load()  # type: ignore[attr-defined]
+        # Empty and disabled until the worker has read the user and the settings (on_mount).
         yield Header()
         with VerticalScroll(id="preferences"):
             yield Static("Preferences – Multi-factor", classes="section-title")
             yield Static("", id="own-mfa")
             yield Static("", id="backup-warning")
             with Horizontal(classes="actions"):
-                yield Button("Reconfigure", id="reconfigure", variant="primary")
-                yield Button("Generate new backup codes", id="generate-backup-codes")
+                yield Button("Reconfigure", id="reconfigure", variant="primary", disabled=True)
+                yield Button("Generate new backup codes", id="generate-backup-codes", disabled=True)
             yield Label("Change type")
             with Horizontal(classes="actions"):
-                yield Select(
-                    [(MFA_TYPE_LABELS[MfaType(name)], name) for name in settings.supported_types],
-                    prompt="Choose a type",
-                    id="new-type",
-                )
-                yield Button("Change type", id="change-type")
+                yield Select([], prompt="Choose a type", id="new-type")
+                yield Button("Change type", id="change-type", disabled=True)
             yield Static("", id="preferences-message", classes="form-error")
         yield Footer()
 
@@ -67,10 +65,33 @@ class PreferencesScreen(Screen[None]):
         self.refresh_user()
 
     def refresh_user(self) -> None:
+        """Read the signed-in user's factor and the supported types again, in a worker."""
+        self._load(self.app.signed_in.user.id)  # type: ignore[attr-defined]
+
+    def action_reload(self) -> None:
+        self._say("")
+        self.refresh_user()
+
+    @work(thread=True, exclusive=True, group="load-preferences")
+    def _load(self, user_id: int) -> None:
         ctx = self.app.ctx  # type: ignore[attr-defined]
-        signed_in = self.app.signed_in  # type: ignore[attr-defined]
-        user = self.user = UserService(ctx).get_by_id(signed_in.user.id)
-        left = MfaService(ctx).backup_codes_left(user.username)
+        try:
+            supported = SettingsStore(ctx).load().supported_types
+            user = UserService(ctx).get_by_id(user_id)
+            left = MfaService(ctx).backup_codes_left(user.username)
+        except MfaTuiError as error:
+            self.app.call_from_thread(self._say, f"{error} Press r to read it again.")
+            return
+        self.app.call_from_thread(self._show, user, left, tuple(supported))
+
+    def _show(self, user: UserView, left: int, supported_types: tuple[str, ...]) -> None:
+        self.user = user
+        if supported_types != self._supported_types:
+            self._supported_types = supported_types
+            self.query_one("#new-type", Select).set_options(
+                [(MFA_TYPE_LABELS[MfaType(name)], name) for name in supported_types]
+            )
+        self.query_one("#change-type", Button).disabled = False
         configured = user.mfa_status == MfaStatus.CONFIGURED
         lines = [
             f"Signed in as {user.username}.",

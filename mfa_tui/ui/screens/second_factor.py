@@ -11,7 +11,7 @@ from textual.widgets import Button, Footer, Header, Input, Label, Static
 
 from mfa_tui.core.errors import MfaTuiError
 from mfa_tui.core.factors import factor_for
-from mfa_tui.core.services.auth import AuthService
+from mfa_tui.core.services.auth import AuthService, NextStep
 from mfa_tui.core.services.mfa import (
     LOGIN_METHODS,
     MfaService,
@@ -179,16 +179,23 @@ class SecondFactorScreen(Screen[None]):
 
     @work(thread=True, exclusive=True)
     def _check(self, code: str, state: str | None = None) -> None:
+        step = None
         try:
             outcome = MfaService(self.app.ctx).verify(  # type: ignore[attr-defined]
                 self.user.username, code, state=state, methods=self.METHODS
             )
+            if outcome.accepted:
+                step = self.after_proof()
         except MfaTuiError as error:
             outcome = VerifyOutcome(False, "error")
             self.app.call_from_thread(self._say, str(error))
-        self.app.call_from_thread(self._checked, outcome)
+        self.app.call_from_thread(self._checked, outcome, step)
 
-    def _checked(self, outcome: VerifyOutcome) -> None:
+    def after_proof(self) -> NextStep | None:
+        """In the checking worker, once a code is accepted: what the login does next."""
+        return AuthService(self.app.ctx).after_second_factor(self.user.id)  # type: ignore[attr-defined]
+
+    def _checked(self, outcome: VerifyOutcome, step: NextStep | None = None) -> None:
         self.query_one("#verify", Button).disabled = False
         self.query_one("#code", Input).value = ""
         answered_challenge = self.challenge_state is not None
@@ -204,14 +211,14 @@ class SecondFactorScreen(Screen[None]):
         if outcome.accepted:
             if outcome.method == "backup_code" and outcome.backup_codes_left is not None:
                 self.app.notify(f"Backup code used: {outcome.backup_codes_left} left.")
-            self.accepted(outcome)
+            self.accepted(outcome, step)
             return
         if outcome.reason != "error":
             self._say(outcome.message)
 
-    def accepted(self, outcome: VerifyOutcome) -> None:
+    def accepted(self, outcome: VerifyOutcome, step: NextStep | None) -> None:
         """At login: enroll a pending new factor now that the working one is proven, or carry on."""
-        step = AuthService(self.app.ctx).after_second_factor(self.user.id)  # type: ignore[attr-defined]
+        assert step is not None  # after_proof gives one at login
         method = outcome.method or self.mfa_type
         if step.kind == "enroll" and method == "email_code":
             # An emailed code proves the mailbox, not the factor a new one would replace.

@@ -101,8 +101,13 @@ class ServerSettingsScreen(Screen[None]):
     """
     BINDINGS = [Binding("escape", "back", "Back"), Binding("ctrl+s", "save", "Save")]
 
+    def __init__(self, settings: Settings) -> None:
+        """``settings``: as read by the caller, in a worker, when it opened this screen."""
+        super().__init__()
+        self.settings = settings
+
     def compose(self) -> ComposeResult:
-        settings = SettingsStore(self.app.ctx).load()  # type: ignore[attr-defined]
+        settings = self.settings
         available = available_types()
         yield Header()
         with VerticalScroll(id="settings-form"):
@@ -254,18 +259,17 @@ class ServerSettingsScreen(Screen[None]):
     @work(thread=True, exclusive=True)
     def _impact(self, values: dict[str, str]) -> None:
         store = SettingsStore(self.app.ctx)  # type: ignore[attr-defined]
-        current = store.load()
+        usage = values["mfa.usage"]
         # Say what is wrong before asking to confirm a change that could not be saved anyway.
         try:
-            updated = current
+            current = updated = store.load()
             for key, raw in values.items():
                 updated = updated.with_value(key, spec_for(key).parse(raw))
             validate_combination(updated)
+            affected = store.users_affected(usage) if usage != current.usage else 0
         except MfaTuiError as error:
             self.app.call_from_thread(self._say, str(error))
             return
-        usage = values["mfa.usage"]
-        affected = store.users_affected(usage) if usage != current.usage else 0
         self.app.call_from_thread(self._confirm, values, current, affected)
 
     def _confirm(self, values: dict[str, str], current: Settings, affected: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from textual.binding import Binding
 
+from mfa_tui.core.services.auth import NextStep
 from mfa_tui.core.services.mfa import FACTOR_METHODS, VerifyOutcome
 from mfa_tui.ui.screens.second_factor import SecondFactorScreen
 
@@ -20,7 +21,10 @@ class StepUpScreen(SecondFactorScreen):
         self.title = "Confirm it is you"
         self.query_one("#lost-device").display = False
 
-    def accepted(self, outcome: VerifyOutcome) -> None:
+    def after_proof(self) -> NextStep | None:
+        return None  # nothing follows but the change that asked for the proof
+
+    def accepted(self, outcome: VerifyOutcome, step: NextStep | None) -> None:
         self.app.record_proof()  # type: ignore[attr-defined]
         self.dismiss(True)
 

@@ -8,7 +8,6 @@ a configure-now that was not validated, saying what is missing. Cancel throws aw
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -314,11 +313,7 @@ class UserEditScreen(Screen[bool]):
         self.validated = False
         self.query_one("#enrollment", EnrollmentPanel).display = False
         if credential_id is not None:
-            # An app worker, not this screen's: Cancel closes the screen, which would cancel its own.
-            service = MfaService(self.app.ctx)  # type: ignore[attr-defined]
-            self.app.run_worker(
-                partial(service.cancel_enrollment, self.actor, credential_id), thread=True
-            )
+            self.app.cancel_enrollment(self.actor, credential_id)  # type: ignore[attr-defined]
 
     # Update and Cancel -----------------------------------------------------------------------------
 
