@@ -17,7 +17,7 @@ import typer
 
 from mfa_tui.core.config import Config
 from mfa_tui.core.errors import InputError, MfaTuiError
-from mfa_tui.core.text import printable
+from mfa_tui.core.text import details_text, printable
 from mfa_tui.verify_protocol import CommandFailed as _Exit
 from mfa_tui.verify_protocol import answer_for, pam_request
 from mfa_tui.verify_protocol import read_stdin_line as _read_stdin_line
@@ -572,10 +572,9 @@ def audit_list(
         write_csv(events, sys.stdout)
     else:
         for e in events:
-            details = json.dumps(e.details, ensure_ascii=False) if e.details else ""
             typer.echo(
                 f"{e.seq:>6}  {e.at:%Y-%m-%d %H:%M:%S}  {printable(e.actor)}  {e.action}  "
-                f"{printable(e.target)}  {printable(details)}".rstrip()
+                f"{printable(e.target)}  {details_text(e.details)}".rstrip()
             )
 
 

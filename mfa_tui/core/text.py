@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import unicodedata
+from collections.abc import Mapping
 
 _CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -28,6 +30,23 @@ def printable(value: str | None) -> str:
         else:
             out.append(char)
     return "".join(out)
+
+
+def details_text(details: Mapping[str, object] | None) -> str:
+    """Audit details for people to read: JSON's shape, with each string shown by ``printable``,
+    so an escape character reads ``\\x1b`` like everywhere else (JSON's own ``\\u001b`` would
+    be escaped again into ``\\\\u001b``)."""
+    return _shown(dict(details)) if details else ""
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, str):
+        return '"' + printable(value).replace('"', '\\"') + '"'
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{_shown(str(k))}: {_shown(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_shown(item) for item in value) + "]"
+    return printable(json.dumps(value, default=str))
 
 
 def has_control_characters(value: str) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mfa_tui.core.text import csv_cell, has_control_characters, printable
+from mfa_tui.core.text import csv_cell, details_text, has_control_characters, printable
 
 
 @pytest.mark.parametrize(
@@ -64,3 +64,19 @@ def test_csv_cell_neutralises_formulas(value: object, cell: str) -> None:
 def test_csv_cell_also_escapes_controls() -> None:
     assert csv_cell("\x1b[2J=1") == "\\x1b[2J=1"
     assert csv_cell("\t=1") == "\\x09=1"  # the tab is shown escaped, so no formula starts
+
+
+def test_audit_details_read_as_json_with_text_escaped_once() -> None:
+    details = {
+        "reason": "caller said\x1b[2J\x1b]8;;http://evil\x07",
+        "count": 3,
+        "fields": ["a\\b", '"quoted"'],
+        "nested": {"none": None, "ok": True},
+    }
+    assert details_text(details) == (
+        '{"reason": "caller said\\x1b[2J\\x1b]8;;http://evil\\x07", "count": 3, '
+        '"fields": ["a\\\\b", "\\"quoted\\""], "nested": {"none": null, "ok": true}}'
+    )
+    assert details_text({}) == details_text(None) == ""
+    # Whatever the details hold, nothing a terminal acts on comes out.
+    assert not has_control_characters(details_text({"\x9b": "\u202e\x00", "k": ["\x1b"]}))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import io
-import json
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -16,6 +16,7 @@ from mfa_tui.core.access import Actor
 from mfa_tui.core.audit import AuditRecord, write_csv
 from mfa_tui.core.errors import MfaTuiError
 from mfa_tui.core.services.audit_reader import AuditReader
+from mfa_tui.core.text import details_text
 from mfa_tui.ui.display import plain
 from mfa_tui.ui.downloads import offer_download
 from mfa_tui.ui.widgets.text_input import TextInput
@@ -79,7 +80,7 @@ class AuditLogScreen(Screen[None]):
                 plain(event.actor),
                 event.action,
                 plain(event.target or ""),
-                plain(json.dumps(event.details, ensure_ascii=False) if event.details else ""),
+                Text(details_text(event.details)),  # escaped already: plain() would do it twice
             )
         shown = f"{len(events)} newest events" + (f" matching '{text}'" if text else "")
         self.query_one("#audit-status", Static).update(plain(f"{shown} · v: check integrity"))
