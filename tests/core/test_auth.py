@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import update
 from sqlmodel import col, select
@@ -10,6 +11,7 @@ from mfa_tui.core import passwords
 from mfa_tui.core.access import Actor
 from mfa_tui.core.clock import FixedClock
 from mfa_tui.core.context import Context
+from mfa_tui.core.errors import NotFound
 from mfa_tui.core.models import User
 from mfa_tui.core.services.auth import FREE_PASSWORD_FAILURES, AuthService, password_delay
 from mfa_tui.core.services.users import GeneralFields, UserService
@@ -84,3 +86,16 @@ def test_a_disabled_account_says_so_only_after_the_right_password(
     auth = AuthService(ctx)
     assert auth.check_password("ada", "wrong password").reason == "wrong"
     assert auth.check_password("ada", PASSWORD).reason == "disabled"
+
+
+def test_an_account_deleted_between_the_login_steps_is_one_sentence(
+    ctx: Context, cli_actor: Actor
+) -> None:
+    users = UserService(ctx)
+    ada = users.create(cli_actor, "ada", password=PASSWORD)
+    auth = AuthService(ctx)
+    assert auth.check_password("ada", PASSWORD).user is not None
+    users.delete(cli_actor, "ada")  # staff, while ada types her code
+    for step in (auth.next_step, auth.after_second_factor):
+        with pytest.raises(NotFound, match=r"^This account no longer exists\.$"):
+            step(ada.id)

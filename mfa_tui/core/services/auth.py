@@ -12,6 +12,7 @@ from mfa_tui.core import lockout, passwords
 from mfa_tui.core.access import Actor
 from mfa_tui.core.audit import AuditEntry
 from mfa_tui.core.context import Context
+from mfa_tui.core.errors import NotFound
 from mfa_tui.core.models import Lockout, MfaCredential, MfaStatus, MfaType, User
 from mfa_tui.core.services.settings_store import SettingsStore
 from mfa_tui.core.services.users import (
@@ -141,7 +142,8 @@ class AuthService:
     def _mfa_state(self, user_id: int) -> tuple[User, Settings, MfaCredential | None]:
         with self.ctx.db.read() as session:
             user = session.get(User, user_id)
-            assert user is not None
+            if user is None:  # deleted by staff between the login's steps
+                raise NotFound("This account no longer exists.")
             return user, SettingsStore(self.ctx).load(session), active_credential(session, user_id)
 
     def record_login(self, actor: Actor, method: str) -> None:
