@@ -7,6 +7,7 @@ transaction that later upgrades to a write fails under concurrency whatever the 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,7 +60,8 @@ def make_engine(url: str) -> Engine:
 
 
 def _sqlite_engine(url: str, database: str | None) -> Engine:
-    if database and database != ":memory:" and not database.startswith("file:"):
+    in_a_file = bool(database) and database != ":memory:" and not str(database).startswith("file:")
+    if in_a_file and database:
         directory = Path(database).expanduser().parent
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -70,9 +72,16 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
     engine = create_engine(
         url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
     )
+    opened = _OpenedFile(Path(os.path.abspath(database)) if in_a_file and database else None)
+
+    @event.listens_for(engine, "do_connect")
+    def _before_connect(*_args: object) -> None:
+        # Before SQLite would quietly create a new, empty file where the database was.
+        opened.require_same()
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        opened.remember()
         # Let SQLAlchemy's "begin" event below issue BEGIN, instead of pysqlite's own handling.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -84,10 +93,47 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection) -> None:  # type: ignore[no-untyped-def]
+        opened.require_same()
         write = connection.get_execution_options().get(_WRITE, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+class _OpenedFile:
+    """The SQLite file as first opened. Deleted or replaced under a running mfa-tui, SQLite would
+    go on reading and writing the old, unlinked file (every change lost when the process ends)
+    or start a new empty one; instead every transaction checks that the path still names the
+    file it opened, and says so when it does not."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path  # None: not in a file (":memory:", a file: URI)
+        self.identity: tuple[int, int] | None = None
+
+    def remember(self) -> None:
+        if self.path is not None and self.identity is None:
+            self.identity = self._identity()
+
+    def require_same(self) -> None:
+        if self.path is None or self.identity is None:
+            return
+        try:
+            now = self._identity()
+        except FileNotFoundError:
+            raise StorageError(
+                f"The database file {self.path} was deleted or moved while in use; put it back, "
+                "or restart mfa-tui to start a new one: nothing is read or saved until then."
+            ) from None
+        if now != self.identity:
+            raise StorageError(
+                f"The database file {self.path} was replaced while in use; restart mfa-tui "
+                "to open the new one: nothing is read or saved until then."
+            )
+
+    def _identity(self) -> tuple[int, int]:
+        assert self.path is not None
+        status = os.stat(self.path)
+        return status.st_dev, status.st_ino
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -235,3 +235,50 @@ def test_postgresql_transactions_are_read_committed_whatever_the_server_default(
                 assert shown == "read committed", session_of.__name__
     finally:
         database.dispose()
+
+
+def test_a_database_file_moved_or_replaced_while_open_is_said_not_written_into_the_void(
+    tmp_path: Path,
+) -> None:
+    """SQLite keeps writing to a file that was deleted or moved away (every change lost when the
+    process ends) and would create an empty one at the path for a new connection. mfa-tui checks,
+    per transaction, that the path still names the file it opened."""
+    from mfa_tui.core.access import Actor
+    from mfa_tui.core.context import open_context
+    from mfa_tui.core.services.users import UserService
+
+    path = tmp_path / "mfa.db"
+    ctx = open_context(Config(f"sqlite:///{path}", tmp_path / "secret.key"))
+    users = UserService(ctx)
+    try:
+        users.create(Actor.cli(), "alice")
+        moved = tmp_path / "moved.db"
+        path.rename(moved)  # mv mfa.db elsewhere, as a careless clean-up would
+        for call in (lambda: users.create(Actor.cli(), "bob"), lambda: users.get("alice")):
+            with pytest.raises(StorageError) as refused:
+                call()
+            assert str(refused.value) == (
+                f"The database file {path} was deleted or moved while in use; put it back, or "
+                "restart mfa-tui to start a new one: nothing is read or saved until then."
+            )
+        ctx.db.engine.dispose()  # even a new connection does not leave an empty file there
+        with pytest.raises(StorageError, match="deleted or moved"):
+            users.get("alice")
+        assert not path.exists()
+
+        moved.rename(path)  # put back: the same file, so the same session goes on
+        users.create(Actor.cli(), "bob")
+        assert [view.username for view in users.list()] == ["alice", "bob"]
+
+        copy = tmp_path / "copy.db"
+        copy.write_bytes(path.read_bytes())
+        copy.replace(path)  # another file now has the name (a restore, say)
+        with pytest.raises(StorageError, match=r"was replaced while in use; restart mfa-tui"):
+            users.create(Actor.cli(), "carol")
+    finally:
+        ctx.close()
+    reopened = open_context(Config(f"sqlite:///{path}", tmp_path / "secret.key"))
+    try:
+        assert [view.username for view in UserService(reopened).list()] == ["alice", "bob"]
+    finally:
+        reopened.close()
