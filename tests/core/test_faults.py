@@ -110,6 +110,18 @@ def test_a_database_locked_by_another_process(
     assert usernames(cli) == ["alice", "bob"]
 
 
+def fill_up(folder: Path) -> Path:
+    """Fill the file system of ``folder`` with one file (returned: unlink it to make room)."""
+    filler = folder / "filler"
+    with filler.open("wb", buffering=0) as out:
+        try:
+            while out.write(b"\0" * 65536):
+                pass
+        except OSError:
+            pass  # ENOSPC: the disk is full
+    return filler
+
+
 @needs_root
 def test_a_full_disk(cli: Cli, tmp_path: Path, mounts: list[Path]) -> None:
     small = tmp_path / "small"
@@ -118,13 +130,7 @@ def test_a_full_disk(cli: Cli, tmp_path: Path, mounts: list[Path]) -> None:
     mounts.append(small)
     url = f"sqlite:///{small / 'mfa.db'}"
     assert cli("users", "add", "alice", db=url).code == 0
-    filler = small / "filler"
-    with filler.open("wb", buffering=0) as out:
-        try:
-            while out.write(b"\0" * 65536):
-                pass
-        except OSError:
-            pass  # ENOSPC: the disk is full
+    filler = fill_up(small)
 
     line = assert_one_error_line(cli("users", "add", "bob", db=url), 3)
     assert "full" in line, line

@@ -1,12 +1,13 @@
 """Storage faults seen from a signed-in administrator's console, not only from the CLI.
 
 With User edit open and a change typed, the database becomes unusable — SQLite locked by another
-process past the busy timeout, SQLite on a file system remounted read-only, or the PostgreSQL
+process past the busy timeout, SQLite on a file system remounted read-only or full, or the PostgreSQL
 server stopped — and Update says so in one sentence: the app keeps running and taking keys,
 nothing is saved, and the same Update succeeds once the fault is gone. The Users screen says the
 same when its rows cannot be read, and shows them again once the server is back; so do Server
 Settings (not opened), Preferences (opened empty, r reads again), a login whose record cannot be
-written (no session), a setup left unfinished, and a database file that is not a database.
+written (no session), a setup left unfinished, a database file moved away while in use, and a
+database file that is not a database.
 
 The read-only case mounts a file system (root only, else skipped with the reason, as in
 ``tests/core/test_faults.py``); the PostgreSQL case stops a private cluster of its own.
@@ -34,7 +35,7 @@ from mfa_tui.core.context import Context, open_context
 from mfa_tui.core.models import Role
 from mfa_tui.core.services.users import UserView
 from tests.core import test_faults
-from tests.core.test_faults import _mount, needs_root
+from tests.core.test_faults import _mount, fill_up, needs_root
 from tests.helpers.private_postgres import PrivateCluster, private_cluster
 from tests.ui.conftest import (
     ADMIN,
@@ -172,6 +173,63 @@ async def test_a_write_lock_held_past_the_busy_timeout_then_update_again(
         f"\nSQLite write lock in the console: 1 fault, Update said {message!r}, "
         "5 keys typed while the save waited 4 s for the lock, 0 changes saved, "
         "1 retry succeeded"
+    )
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_the_database_file_moved_away_then_put_back(
+    ctx: Context, clock: FixedClock, admin: UserView, tmp_path: Path
+) -> None:
+    """SQLite would have saved into the moved file's inode, lost for whoever opens the path."""
+    add_user(ctx, "alice")
+    path, moved = tmp_path / "mfa.db", tmp_path / "moved.db"
+    async with admin_console(ctx, clock) as pilot:
+        await edit_alice(pilot)
+        path.rename(moved)
+        try:
+            message = await update_refused(
+                pilot, f"The database file {path} was deleted or moved while in use; put it back"
+            )
+            assert not path.exists()  # no new, empty database made in its place
+        finally:
+            moved.rename(path)
+        unchanged(ctx)
+        await update_saved(pilot)
+    saved_once(ctx)
+    print(
+        f"\nSQLite file moved away in the console: 1 fault, Update said {message!r}, "
+        "0 changes saved, 1 retry succeeded once it was back"
+    )
+
+
+@needs_root
+async def test_a_full_disk_then_update_again(
+    tmp_path: Path, clock: FixedClock, mounts: list[Path]
+) -> None:
+    small = tmp_path / "small"
+    small.mkdir()
+    _mount("-t", "tmpfs", "-o", "size=8m", "tmpfs", str(small))
+    mounts.append(small)
+    ctx = open_context(Config(f"sqlite:///{small / 'mfa.db'}", tmp_path / "secret.key"), clock)
+    try:
+        add_user(ctx, ADMIN, role=Role.ADMIN, password=ADMIN_PASSWORD)
+        add_user(ctx, "alice")
+        async with admin_console(ctx, clock) as pilot:
+            await edit_alice(pilot)
+            filler = fill_up(small)
+            try:
+                message = await update_refused(pilot, "")
+                assert "full" in message or "disk I/O error" in message, message
+            finally:
+                filler.unlink()
+            unchanged(ctx)
+            await update_saved(pilot)
+        saved_once(ctx)
+    finally:
+        ctx.close()
+    print(
+        f"\nSQLite disk full in the console: 1 fault, Update said {message!r}, "
+        "0 changes saved, 1 retry succeeded once there was room"
     )
 
 
