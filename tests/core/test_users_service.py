@@ -473,3 +473,16 @@ def test_import_needs_an_administrator(
         import_users(ctx, agent, path, skip_invalid=False)
     assert users.count() == 1
     assert len(_events(ctx, "denied")) == 1
+
+
+def test_own_record_is_the_signed_in_actor_and_nobody_else(
+    users: UserService, cli_actor: Actor
+) -> None:
+    """Preferences reads through own_record: it takes no name or id, so it cannot be pointed at
+    another user's record."""
+    alice = users.create(cli_actor, "alice")
+    users.create(cli_actor, "bob")
+    as_alice = Actor(name="alice", role=Role.USER, user_id=alice.id)
+    assert users.own_record(as_alice).username == "alice"
+    with pytest.raises(NotFound, match="Sign in"):
+        users.own_record(cli_actor)  # the CLI has no record of its own

@@ -11,7 +11,7 @@ from textual.widgets import Button, Checkbox, Input, Select
 
 from mfa_tui.core.clock import FixedClock
 from mfa_tui.core.context import Context
-from mfa_tui.core.models import MfaStatus, MfaType
+from mfa_tui.core.models import MfaStatus, MfaType, Role
 from mfa_tui.core.services.users import UserView
 from mfa_tui.ui.screens.user_edit import UserEditScreen
 from tests.helpers.qr_decode import decode_qr_text, screen_text
@@ -201,3 +201,39 @@ async def test_the_second_of_two_editors_is_refused_and_can_reload(
     alice = user_row(ctx, "alice")
     assert alice is not None
     assert (alice.display_name, alice.email) == ("Alice Liddell", None)  # no lost update
+
+
+async def test_reload_asks_again_whether_the_agent_may_edit_the_user(
+    ctx: Context, clock: FixedClock, admin: UserView
+) -> None:
+    """A helpdesk agent's form on alice is outdated by an administrator who makes alice an
+    administrator: Reload is refused (audited) instead of showing an administrator's record."""
+    from mfa_tui.core.access import Actor
+    from mfa_tui.core.services.users import GeneralFields, UserService
+
+    add_user(ctx, "helen", role=Role.HELPDESK)
+    add_user(ctx, "alice")
+    async with console(ctx, clock) as pilot:
+        await log_in(pilot, "helen", PASSWORD)
+        await on_screen(pilot, "UsersScreen")
+        await search_and_open(pilot, "alice")
+        users = UserService(ctx)
+        alice = users.get("alice")
+        users.update_general(Actor.cli(), alice.id, alice.version, GeneralFields(role=Role.ADMIN))
+        await fill(pilot, "#email", "alice@example.com")
+        await click(pilot, "#update")
+        assert "Someone else saved 'alice'" in static_text(pilot, "#edit-message")
+        await click(pilot, "#reload")
+        await wait_until(
+            pilot,
+            lambda: (
+                "can only act on users with the role user" in static_text(pilot, "#edit-message")
+            ),
+            "the refusal",
+        )
+        assert screen_name(pilot) == "UserEditScreen"
+        assert pilot.app.screen.user.role == Role.USER  # the old record, not the new one
+    [denied] = audit_events(ctx, "denied")
+    assert (denied.actor, denied.target) == ("helen", "alice")
+    stored = user_row(ctx, "alice")
+    assert stored is not None and stored.email is None

@@ -159,6 +159,9 @@ class UserService:
         with self.ctx.db.read() as session:
             return session.exec(select(func.count()).select_from(User)).one()
 
+    # get and get_by_id ask no one: they serve trusted callers (the CLI, the login steps). Screens
+    # read through UserPager, open_for_edit or own_record, which authorize the signed-in actor.
+
     def get(self, username: str) -> UserView:
         with self.ctx.db.read() as session:
             user = require_user(session, username)
@@ -178,6 +181,12 @@ class UserService:
             if user is None:
                 raise NotFound("That user no longer exists.")
             return user
+
+    def own_record(self, actor: Actor) -> UserView:
+        """The signed-in actor's own record (Preferences): nobody else's can be asked for."""
+        if actor.user_id is None:
+            raise NotFound("Sign in to see your own settings.")
+        return self.get_by_id(actor.user_id)
 
     def open_for_edit(self, actor: Actor, user_id: int) -> UserView:
         """The user to show in User edit, if ``actor`` may edit them (a refusal is audited)."""

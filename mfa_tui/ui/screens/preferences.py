@@ -14,6 +14,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Label, Select, Static
 
+from mfa_tui.core.access import Actor
 from mfa_tui.core.errors import MfaTuiError
 from mfa_tui.core.models import MFA_STATUS_LABELS, MFA_TYPE_LABELS, MfaStatus, MfaType
 from mfa_tui.core.services.mfa import MfaService
@@ -66,18 +67,18 @@ class PreferencesScreen(Screen[None]):
 
     def refresh_user(self) -> None:
         """Read the signed-in user's factor and the supported types again, in a worker."""
-        self._load(self.app.signed_in.user.id)  # type: ignore[attr-defined]
+        self._load(self.app.signed_in.actor)  # type: ignore[attr-defined]
 
     def action_reload(self) -> None:
         self._say("")
         self.refresh_user()
 
     @work(thread=True, exclusive=True, group="load-preferences")
-    def _load(self, user_id: int) -> None:
+    def _load(self, actor: Actor) -> None:
         ctx = self.app.ctx  # type: ignore[attr-defined]
         try:
             supported = SettingsStore(ctx).load().supported_types
-            user = UserService(ctx).get_by_id(user_id)
+            user = UserService(ctx).own_record(actor)
             left = MfaService(ctx).backup_codes_left(user.username)
         except MfaTuiError as error:
             self.app.call_from_thread(self._say, f"{error} Press r to read it again.")

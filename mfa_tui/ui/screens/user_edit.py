@@ -414,7 +414,7 @@ class UserEditScreen(Screen[bool]):
     def _load_again(self, user_id: int) -> None:
         ctx = self.app.ctx  # type: ignore[attr-defined]
         try:
-            fresh = UserService(ctx).get_by_id(user_id)
+            fresh = UserService(ctx).open_for_edit(self.actor, user_id)
             supported = SettingsStore(ctx).load().supported_types
         except MfaTuiError as error:
             self.app.call_from_thread(self._say, str(error))
