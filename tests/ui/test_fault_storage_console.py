@@ -18,8 +18,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +143,24 @@ def saved_once(ctx: Context) -> None:
         assert ctx.audit.verify(session).ok
 
 
+@asynccontextmanager
+async def alice_edited_on(
+    database: Path, tmp_path: Path, clock: FixedClock
+) -> AsyncIterator[tuple[Context, Pilot[Any]]]:
+    """A console on the SQLite file ``database`` with User edit open on alice and a change typed;
+    by the end of the block that change must have been saved exactly once."""
+    ctx = open_context(Config(f"sqlite:///{database}", tmp_path / "secret.key"), clock)
+    try:
+        add_user(ctx, ADMIN, role=Role.ADMIN, password=ADMIN_PASSWORD)
+        add_user(ctx, "alice")
+        async with admin_console(ctx, clock) as pilot:
+            await edit_alice(pilot)
+            yield ctx, pilot
+        saved_once(ctx)
+    finally:
+        ctx.close()
+
+
 # SQLite -----------------------------------------------------------------------------------------
 
 
@@ -210,23 +228,15 @@ async def test_a_full_disk_then_update_again(
     small.mkdir()
     _mount("-t", "tmpfs", "-o", "size=8m", "tmpfs", str(small))
     mounts.append(small)
-    ctx = open_context(Config(f"sqlite:///{small / 'mfa.db'}", tmp_path / "secret.key"), clock)
-    try:
-        add_user(ctx, ADMIN, role=Role.ADMIN, password=ADMIN_PASSWORD)
-        add_user(ctx, "alice")
-        async with admin_console(ctx, clock) as pilot:
-            await edit_alice(pilot)
-            filler = fill_up(small)
-            try:
-                message = await update_refused(pilot, "")
-                assert "full" in message or "disk I/O error" in message, message
-            finally:
-                filler.unlink()
-            unchanged(ctx)
-            await update_saved(pilot)
-        saved_once(ctx)
-    finally:
-        ctx.close()
+    async with alice_edited_on(small / "mfa.db", tmp_path, clock) as (ctx, pilot):
+        filler = fill_up(small)
+        try:
+            message = await update_refused(pilot, "")
+            assert "full" in message or "disk I/O error" in message, message
+        finally:
+            filler.unlink()
+        unchanged(ctx)
+        await update_saved(pilot)
     print(
         f"\nSQLite disk full in the console: 1 fault, Update said {message!r}, "
         "0 changes saved, 1 retry succeeded once there was room"
@@ -257,23 +267,15 @@ async def test_a_read_only_database_then_update_again(
     view.mkdir()
     _mount("--bind", str(data), str(view))
     mounts.append(view)
-    ctx = open_context(Config(f"sqlite:///{view / 'mfa.db'}", tmp_path / "secret.key"), clock)
-    try:
-        add_user(ctx, ADMIN, role=Role.ADMIN, password=ADMIN_PASSWORD)
-        add_user(ctx, "alice")
-        async with admin_console(ctx, clock) as pilot:
-            await edit_alice(pilot)
-            make_read_only(view, ctx)
-            try:
-                message = await update_refused(pilot, "")
-                assert "read-only" in message or "Cannot open the database" in message, message
-            finally:
-                _mount("-o", "remount,bind,rw", str(view))  # the console's pool is left as is
-            unchanged(ctx)
-            await update_saved(pilot)
-        saved_once(ctx)
-    finally:
-        ctx.close()
+    async with alice_edited_on(view / "mfa.db", tmp_path, clock) as (ctx, pilot):
+        make_read_only(view, ctx)
+        try:
+            message = await update_refused(pilot, "")
+            assert "read-only" in message or "Cannot open the database" in message, message
+        finally:
+            _mount("-o", "remount,bind,rw", str(view))  # the console's pool is left as is
+        unchanged(ctx)
+        await update_saved(pilot)
     print(
         f"\nSQLite read-only in the console: 1 fault, Update said {message!r}, "
         "0 changes saved, the app kept taking keys, 1 retry succeeded"
