@@ -550,6 +550,9 @@ def audit_list(
             _fail(f"The audit log is broken at row {report.first_bad_seq}: {report.problem}.", 1)
         typer.echo("The audit chain is intact.")
         return
+    if as_csv:  # a copy for a file, as Logs' download: logged
+        write_csv(reader.export(_actor(), limit=limit, text=search), sys.stdout)
+        return
     events = reader.events(_actor(), limit=limit, text=search)
     if as_json:
         typer.echo(
@@ -568,8 +571,6 @@ def audit_list(
                 indent=2,
             )
         )
-    elif as_csv:
-        write_csv(events, sys.stdout)
     else:
         for e in events:
             typer.echo(

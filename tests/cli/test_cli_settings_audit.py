@@ -169,6 +169,14 @@ def test_audit_csv_never_starts_a_cell_with_a_formula(ready: Cli) -> None:
     # The terminal view escapes control characters too.
     assert "\x1b" not in ready.ok("audit", "list").out
     assert ready.ok("audit", "list", "--verify").code == 0
+    # The copy taken for a file is in the log itself (a listing on the terminal is not).
+    ready.ok("audit", "list", "--csv", "--search", "test", "--limit", "5")
+    exports = [e for e in ready.ok("audit", "list", "--json").json if e["action"] == "audit.export"]
+    assert [(e["details"], e["target"]) for e in exports] == [
+        ({"events": 1, "filter": "test"}, None),
+        ({"events": len(rows) - 1}, None),
+    ]
+    assert all(e["actor"].startswith("cli:") for e in exports)
 
 
 def test_audit_verify_names_the_first_tampered_row(ready: Cli) -> None:

@@ -72,6 +72,10 @@ async def test_logs_download_the_filtered_audit_log_as_the_cli_csv(
         assert saved.read_bytes().decode() == expected.getvalue()  # as `audit list --csv`
         assert "bob" in saved.read_text() and "alice" not in saved.read_text()
         assert private(saved)
+    with ctx.db.read() as session:
+        [export] = list_events(session, text="audit.export")
+    rows = len(expected.getvalue().splitlines()) - 1
+    assert (export.actor, export.details) == (ADMIN, {"events": rows, "filter": "bob"})
 
 
 async def test_backup_codes_download_as_a_private_text_file_never_overwritten(

@@ -7,7 +7,7 @@ can read the log by mistake either. A refusal is audited like any other.
 from __future__ import annotations
 
 from mfa_tui.core.access import Action, Actor
-from mfa_tui.core.audit import AuditRecord, ChainReport, list_events
+from mfa_tui.core.audit import AuditEntry, AuditRecord, ChainReport, list_events
 from mfa_tui.core.context import Context
 from mfa_tui.core.services.guard import authorize, refusals_audited
 
@@ -23,6 +23,21 @@ class AuditReader:
         self._authorize(actor)
         with self.ctx.db.read() as session:
             return list_events(session, limit=limit, text=text)
+
+    def export(
+        self, actor: Actor, *, limit: int | None = None, text: str | None = None
+    ) -> list[AuditRecord]:
+        """Every event ``text`` matches, for a file (Logs' download, ``audit list --csv``).
+        A copy of the log leaves mfa-tui's hands, so who took it, and how much, is logged."""
+        events = self.events(actor, limit=limit, text=text)
+        details: dict[str, object] = {"events": len(events)}
+        if text:
+            details["filter"] = text
+        with self.ctx.db.write() as session:
+            self.ctx.audit.append(
+                session, AuditEntry(actor.name, "audit.export", None, details), self.ctx.clock.now()
+            )
+        return events
 
     def verify(self, actor: Actor) -> ChainReport:
         """The chain checked from the first event to the head."""

@@ -123,7 +123,7 @@ class AuditLogScreen(Screen[None]):
         """Every event the filter matches, not only the newest shown, as the CLI's --csv."""
         ctx = self.app.ctx  # type: ignore[attr-defined]
         try:
-            events = self._reader.events(self._actor, text=text or None)
+            events = self._reader.export(self._actor, text=text or None)
         except MfaTuiError as error:
             self.app.call_from_thread(self.app.notify, str(error), severity="error")
             return
