@@ -550,7 +550,7 @@ def audit_list(
             _fail(f"The audit log is broken at row {report.first_bad_seq}: {report.problem}.", 1)
         typer.echo("The audit chain is intact.")
         return
-    if as_csv:  # a copy for a file, as Logs' download: logged
+    if as_csv and not as_json:  # a copy for a file, as Logs' download: logged
         write_csv(reader.export(_actor(), limit=limit, text=search), sys.stdout)
         return
     events = reader.events(_actor(), limit=limit, text=search)

@@ -167,8 +167,10 @@ class Database:
 
 
 SAME_MOMENT = (
-    "Someone else changed or removed the same record at the same moment; reload and try again."
+    "Someone else changed the same records at the same moment, so nothing was saved; try again."
 )
+# How a unique or foreign-key violation reads, by driver: the clash of two writers.
+_CLASHES = ("23505", "23503", "UNIQUE constraint failed", "FOREIGN KEY constraint failed")
 
 
 @contextmanager
@@ -184,7 +186,7 @@ def database_error(error: SQLAlchemyError) -> MfaTuiError:
     a clash with a concurrent change is a conflict, anything else the database's problem."""
     if isinstance(error, OperationalError):
         return StorageError(describe_operational_error(error))
-    if isinstance(error, IntegrityError):
+    if isinstance(error, IntegrityError) and _is_clash(error):
         return ConflictError(SAME_MOMENT)
     if isinstance(error, PoolTimeout):
         return StorageError("Every connection to the database is busy; try again in a moment.")
@@ -196,6 +198,13 @@ def database_error(error: SQLAlchemyError) -> MfaTuiError:
             "restore it from a backup."
         )
     return StorageError(f"The database reported a problem: {message}.")
+
+
+def _is_clash(error: IntegrityError) -> bool:
+    """A unique or foreign-key violation (another writer got there first), not a broken rule
+    such as NOT NULL, which is a bug to report as the database's problem."""
+    state = getattr(error.orig, "sqlstate", None)  # psycopg
+    return state in _CLASHES or any(clash in str(error.orig) for clash in _CLASHES[2:])
 
 
 def describe_operational_error(error: OperationalError) -> str:

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from mfa_tui.core.config import Config
+from mfa_tui.core.context import Context
 from mfa_tui.core.db import SAME_MOMENT, SQLITE_BUSY_TIMEOUT_MS, Database, make_engine
 from mfa_tui.core.errors import ConflictError, StorageError
 
@@ -282,3 +283,19 @@ def test_a_database_file_moved_or_replaced_while_open_is_said_not_written_into_t
         assert [view.username for view in UserService(reopened).list()] == ["alice", "bob"]
     finally:
         reopened.close()
+
+
+def test_two_writers_clashing_is_a_conflict_and_a_broken_rule_is_not(ctx: Context) -> None:
+    """A unique or foreign-key violation means another writer got there first (try again); any
+    other integrity error is a bug, said as the database's problem rather than blamed on others."""
+    with ctx.db.write() as session:
+        session.execute(text("CREATE TABLE clash_probe (id INTEGER PRIMARY KEY, v TEXT NOT NULL)"))
+        session.execute(text("INSERT INTO clash_probe VALUES (1, 'first')"))
+    with pytest.raises(ConflictError) as clash, ctx.db.write() as session:
+        session.execute(text("INSERT INTO clash_probe VALUES (1, 'second')"))
+    assert str(clash.value) == SAME_MOMENT
+    with pytest.raises(StorageError) as broken, ctx.db.write() as session:
+        session.execute(text("INSERT INTO clash_probe VALUES (2, NULL)"))
+    message = str(broken.value)
+    assert message.startswith("The database reported a problem: ") and "\n" not in message
+    assert "null" in message.lower()

@@ -237,3 +237,35 @@ async def test_reload_asks_again_whether_the_agent_may_edit_the_user(
     assert (denied.actor, denied.target) == ("helen", "alice")
     stored = user_row(ctx, "alice")
     assert stored is not None and stored.email is None
+
+
+async def test_a_new_user_clashing_with_another_save_is_said_without_reload(
+    ctx: Context, clock: FixedClock, admin: UserView, monkeypatch: Any
+) -> None:
+    """Two administrators creating the same username at once: the loser's insert breaks the
+    unique index (PostgreSQL lets both pass the check before). A new user has no stored record
+    to reload, so the form says to try again and keeps what was typed."""
+    from mfa_tui.core.db import SAME_MOMENT
+    from mfa_tui.core.errors import ConflictError
+    from mfa_tui.core.services.users import UserService
+
+    real_create = UserService.create
+
+    def clash(*_args: Any, **_kwargs: Any) -> None:
+        raise ConflictError(SAME_MOMENT)
+
+    monkeypatch.setattr(UserService, "create", clash)
+    async with admin_console(ctx, clock) as pilot:
+        await pilot.press("n")
+        await on_screen(pilot, "UserEditScreen")
+        await fill(pilot, "#username", "zoe")
+        await click(pilot, "#update")
+        await wait_until(
+            pilot, lambda: static_text(pilot, "#edit-message") == SAME_MOMENT, "the clash"
+        )
+        assert not pilot.app.screen.query_one("#reload", Button).display
+        assert pilot.app.screen.query_one("#username", Input).value == "zoe"
+        monkeypatch.setattr(UserService, "create", real_create)
+        await click(pilot, "#update")
+        await on_screen(pilot, "UsersScreen")
+    assert user_row(ctx, "zoe") is not None

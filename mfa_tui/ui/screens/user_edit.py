@@ -402,7 +402,8 @@ class UserEditScreen(Screen[bool]):
 
     def _conflict(self, message: str) -> None:
         self._failed(message)
-        self.query_one("#reload", Button).display = True
+        if self.user is not None:  # a new user has no stored record to reload
+            self.query_one("#reload", Button).display = True
 
     @on(Button.Pressed, "#reload")
     def _reload(self) -> None:
