@@ -12,6 +12,7 @@ from textual import events, on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.worker import get_current_worker
 
 from mfa_tui.core.access import Actor
 from mfa_tui.core.clock import SystemClock
@@ -19,6 +20,7 @@ from mfa_tui.core.errors import MfaTuiError
 from mfa_tui.core.kinds import Role
 from mfa_tui.ui.downloads import DOWNLOAD
 from mfa_tui.ui.resources import stylesheet
+from mfa_tui.ui.screens.waiting import WaitingScreen
 
 if TYPE_CHECKING:  # the database layer is imported by the worker that opens it, after first paint
     from mfa_tui.core.clock import Clock
@@ -119,35 +121,43 @@ class MfaTuiApp(App[None]):
             return
         self._ending = True
         minutes = round(self.idle_timeout.total_seconds() / 60)
+        ended = (
+            f"Session ended after {minutes} minutes without a key press or a click; "
+            "log in again to go on."
+        )
         self._end_session(
-            "idle",
-            lambda: self.exit(
-                message=f"Session ended after {minutes} minutes without a key press or a click; "
-                "log in again to go on."
-            ),
+            "idle", lambda problem: self.exit(message=f"{ended} {problem}" if problem else ended)
         )
 
-    def _end_session(self, reason: str, then: Callable[[], object]) -> None:
-        """Sign out at once (nothing more can be done in this session), record why in a worker,
-        then ``then`` (back to the login screen, or the end of the process)."""
+    def _end_session(self, reason: str, then: Callable[[str | None], object]) -> None:
+        """Sign out at once: every screen of the session goes (its workers with it), the logout
+        is recorded in a worker, then ``then(problem)`` runs (back to the login screen, or the
+        end of the process); ``problem`` says why the logout could not be recorded, if so."""
         signed_in, self.signed_in = self.signed_in, None
         if signed_in is None:
-            then()
+            then(None)
             return
-        self.push_screen(Screen())  # nothing of the session stays on screen or takes keys meanwhile
+        self._show_only(WaitingScreen("Signing out…"))
         self._record_logout(signed_in.actor, reason, then)
 
     @work(thread=True, exclusive=True, group="end-session")
-    def _record_logout(self, actor: Actor, reason: str, then: Callable[[], object]) -> None:
+    def _record_logout(
+        self, actor: Actor, reason: str, then: Callable[[str | None], object]
+    ) -> None:
         from mfa_tui.core.services.auth import AuthService
 
+        problem = None
         try:
             AuthService(self.ctx).record_logout(actor, reason)
         except MfaTuiError as error:  # logging out always works; the log says what it could
-            self.call_from_thread(
-                self.notify, f"The logout was not recorded: {error}", severity="warning"
-            )
-        self.call_from_thread(then)
+            problem = f"The logout was not recorded: {error}"
+        self.call_from_thread(then, problem)
+
+    def _show_only(self, screen: Screen[None]) -> None:
+        """``screen`` in place of every screen above the app's own."""
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+        self.switch_screen(screen)
 
     @on(events.DeliveryComplete)
     def _downloaded(self, event: events.DeliveryComplete) -> None:
@@ -208,9 +218,7 @@ class MfaTuiApp(App[None]):
         from mfa_tui.ui.screens.login import LoginScreen
 
         self.signed_in = None
-        while len(self.screen_stack) > 2:
-            self.pop_screen()
-        self.switch_screen(LoginScreen(notice))
+        self._show_only(LoginScreen(notice))
         self._show_who("")
 
     def start_session(self, user: UserView, method: str, landing: str | None = None) -> None:
@@ -218,6 +226,8 @@ class MfaTuiApp(App[None]):
         screen for this role. The record is written in a worker; if it cannot be written the
         session does not start (a login that leaves no trace is no login)."""
         proved_at = None if method in self.UNPROVEN_METHODS else self.ctx.clock.now()
+        # Nothing of the login's screens can be pressed (again, or Back) while it is recorded.
+        self._show_only(WaitingScreen("Signing in…"))
         self._record_login(SignedIn(user, proved_at), method, landing)
 
     @work(thread=True, exclusive=True, group="start-session")
@@ -229,19 +239,18 @@ class MfaTuiApp(App[None]):
         except MfaTuiError as error:
             self.call_from_thread(self.show_login, f"Not signed in: {error}")
             return
-        self.call_from_thread(self._open_session, signed_in, landing)
+        if not get_current_worker().is_cancelled:  # not if another login took its place
+            self.call_from_thread(self._open_session, signed_in, landing)
 
     def _open_session(self, signed_in: SignedIn, landing: str | None) -> None:
         self.signed_in = signed_in
         user = signed_in.user
-        while len(self.screen_stack) > 2:
-            self.pop_screen()
         if landing == "preferences":
             from mfa_tui.ui.screens.preferences import PreferencesScreen
 
-            self.switch_screen(PreferencesScreen())
+            self._show_only(PreferencesScreen())
         else:
-            self.switch_screen(self.home_screen())
+            self._show_only(self.home_screen())
         self._show_who(f"{user.username} ({user.role})")
 
     @work(thread=True, group="cancel-enrollment")
@@ -279,7 +288,16 @@ class MfaTuiApp(App[None]):
         return PreferencesScreen()
 
     def action_log_out(self) -> None:
-        self._end_session("logged out", lambda: self.show_login("You have logged out."))
+        self._end_session("logged out", self._logged_out)
+
+    def _logged_out(self, problem: str | None) -> None:
+        self.show_login("You have logged out.")
+        if problem:
+            self.notify(problem, severity="warning", timeout=15)
+
+    async def action_quit(self) -> None:
+        """Ctrl+Q: a signed-in session is logged out (and recorded) before the process ends."""
+        self._end_session("quit", lambda problem: self.exit(message=problem))
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -314,13 +332,14 @@ class MfaTuiApp(App[None]):
 
     def action_open_server_settings(self) -> None:
         if self.signed_in is not None and self.signed_in.user.role == Role.ADMIN:
-            self._open_server_settings()
+            self._open_server_settings(self.signed_in.actor)
         elif self.signed_in is not None:
             self._refuse_server_settings(self.signed_in.actor)
 
     @work(thread=True, exclusive=True, group="open-server-settings")
-    def _open_server_settings(self) -> None:
-        """The settings are read here, so the screen opens filled in (or not at all)."""
+    def _open_server_settings(self, asked_by: Actor) -> None:
+        """The settings are read here, so the screen opens filled in (or not at all), and only
+        for the administrator who asked (not whoever signed in meanwhile)."""
         from mfa_tui.core.services.settings_store import SettingsStore
 
         try:
@@ -328,12 +347,13 @@ class MfaTuiApp(App[None]):
         except MfaTuiError as error:
             self.call_from_thread(self.notify, str(error), severity="error")
             return
-        self.call_from_thread(self._show_server_settings, settings)
+        self.call_from_thread(self._show_server_settings, settings, asked_by)
 
-    def _show_server_settings(self, settings: Settings) -> None:
+    def _show_server_settings(self, settings: Settings, asked_by: Actor) -> None:
         from mfa_tui.ui.screens.server_settings import ServerSettingsScreen
 
-        if self.signed_in is not None and not isinstance(self.screen, ServerSettingsScreen):
+        still_asking = self.signed_in is not None and self.signed_in.actor.name == asked_by.name
+        if still_asking and not isinstance(self.screen, ServerSettingsScreen):
             self.push_screen(ServerSettingsScreen(settings))
 
     @work(thread=True, group="refusal")

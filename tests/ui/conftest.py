@@ -149,10 +149,10 @@ async def settle(pilot: Pilot[Any], timeout: float = 15.0) -> None:
         try:
             await app.workers.wait_for_complete()
         except WorkerCancelled:
+            # A screen that closed took its workers with it (the worker that closed it may be
+            # among them, still returning), or the app is exiting: those are done too.
             if app.return_code is not None:
-                return  # the app is exiting: it cancels what still runs (e.g. the worker that
-                # asked it to exit, still returning)
-            raise
+                return
         await pilot.pause()
         if not any(worker.is_running for worker in app.workers):
             return

@@ -400,7 +400,10 @@ async def test_a_login_whose_record_cannot_be_written_does_not_start_a_session(
                 pilot.app.start_session(admin, "password")
                 await wait_until(
                     pilot,
-                    lambda: static_text(pilot, "#login-message").startswith(unreachable),
+                    lambda: (
+                        screen_name(pilot) == "LoginScreen"
+                        and static_text(pilot, "#login-message").startswith(unreachable)
+                    ),
                     "the login screen to say why",
                 )
                 assert pilot.app.signed_in is None and screen_name(pilot) == "LoginScreen"

@@ -21,7 +21,6 @@ from tests.ui.conftest import (
     log_in,
     on_screen,
     settle,
-    static_text,
     wait_until,
 )
 
@@ -57,28 +56,6 @@ async def test_a_session_ends_after_the_idle_timeout_and_a_key_press_restarts_th
         ]
     [logout] = audit_events(ctx, "logout")  # recorded before the process ends
     assert (logout.actor, logout.target, logout.details) == (ADMIN, ADMIN, {"reason": "idle"})
-
-
-async def test_logging_out_is_recorded_and_leaves_nothing_of_the_session(
-    ctx: Context, clock: FixedClock, admin: UserView
-) -> None:
-    app = MfaTuiApp(context=ctx, clock=clock)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await log_in(pilot, ADMIN, ADMIN_PASSWORD)
-        await on_screen(pilot, "UsersScreen")
-        await pilot.press("x")
-        await on_screen(pilot, "LoginScreen")
-        assert app.signed_in is None and len(app.screen_stack) == 2
-        assert static_text(pilot, "#login-message") == "You have logged out."
-    [logout] = audit_events(ctx, "logout")
-    assert (logout.actor, logout.target, logout.details) == (
-        ADMIN,
-        ADMIN,
-        {"reason": "logged out"},
-    )
-    [login] = audit_events(ctx, "login.success")
-    assert logout.seq > login.seq
 
 
 async def test_without_an_idle_timeout_a_session_stays_open(

@@ -57,6 +57,8 @@ class LoginScreen(Screen[None]):
     @on(Input.Submitted, "#password")
     @on(Button.Pressed, "#log-in")
     def _log_in(self) -> None:
+        if self.query_one("#log-in", Button).disabled:
+            return  # Enter again while the password is checked (or the database cannot open)
         username = self.query_one("#username", Input).value.strip()
         password = self.query_one("#password", Input).value
         if not username or not password:

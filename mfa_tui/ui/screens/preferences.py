@@ -13,6 +13,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Label, Select, Static
+from textual.worker import get_current_worker
 
 from mfa_tui.core.access import Actor
 from mfa_tui.core.errors import MfaTuiError
@@ -83,7 +84,8 @@ class PreferencesScreen(Screen[None]):
         except MfaTuiError as error:
             self.app.call_from_thread(self._say, f"{error} Press r to read it again.")
             return
-        self.app.call_from_thread(self._show, user, left, tuple(supported))
+        if not get_current_worker().is_cancelled:  # a newer read replaced this one
+            self.app.call_from_thread(self._show, user, left, tuple(supported))
 
     def _show(self, user: UserView, left: int, supported_types: tuple[str, ...]) -> None:
         self.user = user
