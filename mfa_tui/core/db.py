@@ -28,7 +28,8 @@ from mfa_tui.core.errors import ConflictError, MfaTuiError, StorageError
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # A PostgreSQL server that drops packets would otherwise hold a caller for the system's TCP
-# connect timeout (about two minutes); a URL's own ?connect_timeout= wins.
+# connect timeout (about two minutes); a URL's own ?connect_timeout= or libpq's PGCONNECT_TIMEOUT
+# wins.
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 10
 _WRITE = "mfa_tui_write"
 
@@ -47,7 +48,7 @@ def make_engine(url: str) -> Engine:
         parsed = parsed.set(drivername="postgresql+psycopg")
     options: dict[str, object] = {}
     if parsed.get_backend_name() == "postgresql":
-        if "connect_timeout" not in parsed.query:
+        if "connect_timeout" not in parsed.query and "PGCONNECT_TIMEOUT" not in os.environ:
             options["connect_args"] = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS}
         # The locks that keep the audit chain, versions and key rotation right are taken on
         # rows as they are now (READ COMMITTED): a server whose default_transaction_isolation

@@ -43,6 +43,13 @@ def test_a_server_that_never_answers_is_given_up_on_within_the_connect_timeout(
     # A URL that sets its own timeout keeps it.
     own = db.make_engine(url + "?connect_timeout=3")
     assert own.dialect.create_connect_args(own.url)[1]["connect_timeout"] == "3"
+    # So does libpq's own variable: no value is passed over it (else this would wait 60 s).
+    monkeypatch.setattr(db, "POSTGRES_CONNECT_TIMEOUT_SECONDS", 60)
+    monkeypatch.setenv("PGCONNECT_TIMEOUT", "2")
+    started = time.monotonic()
+    with pytest.raises(StorageError, match="timeout"):
+        open_context(Config(url, tmp_path / "secret.key"))
+    assert time.monotonic() - started < 10
     print(f"\nA silent PostgreSQL server: given up on after {waited:.1f} s (timeout 1 s)")
 
 
