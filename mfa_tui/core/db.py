@@ -61,8 +61,8 @@ def make_engine(url: str) -> Engine:
 
 
 def _sqlite_engine(url: str, database: str | None) -> Engine:
-    in_a_file = bool(database) and database != ":memory:" and not str(database).startswith("file:")
-    if in_a_file and database:
+    in_a_file = database and database != ":memory:" and not database.startswith("file:")
+    if in_a_file:
         directory = Path(database).expanduser().parent
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -73,7 +73,7 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
     engine = create_engine(
         url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
     )
-    opened = _OpenedFile(Path(os.path.abspath(database)) if in_a_file and database else None)
+    opened = _OpenedFile(Path(os.path.abspath(database)) if in_a_file else None)
 
     @event.listens_for(engine, "do_connect")
     def _before_connect(*_args: object) -> None:
@@ -170,8 +170,9 @@ class Database:
 SAME_MOMENT = (
     "Someone else changed the same records at the same moment, so nothing was saved; try again."
 )
-# How a unique or foreign-key violation reads, by driver: the clash of two writers.
-_CLASHES = ("23505", "23503", "UNIQUE constraint failed", "FOREIGN KEY constraint failed")
+# A unique or foreign-key violation, the clash of two writers: psycopg's SQLSTATE, SQLite's words.
+_CLASH_SQLSTATES = ("23505", "23503")
+_CLASH_MESSAGES = ("UNIQUE constraint failed", "FOREIGN KEY constraint failed")
 
 
 @contextmanager
@@ -204,8 +205,9 @@ def database_error(error: SQLAlchemyError) -> MfaTuiError:
 def _is_clash(error: IntegrityError) -> bool:
     """A unique or foreign-key violation (another writer got there first), not a broken rule
     such as NOT NULL, which is a bug to report as the database's problem."""
-    state = getattr(error.orig, "sqlstate", None)  # psycopg
-    return state in _CLASHES or any(clash in str(error.orig) for clash in _CLASHES[2:])
+    if getattr(error.orig, "sqlstate", None) in _CLASH_SQLSTATES:
+        return True
+    return any(words in str(error.orig) for words in _CLASH_MESSAGES)
 
 
 def describe_operational_error(error: OperationalError) -> str:

@@ -150,7 +150,7 @@ class AuthService:
         self._record_session_event(actor, "login.success", {"method": method})
 
     def record_logout(self, actor: Actor, reason: str) -> None:
-        """A session ended: ``reason`` is "logged out" (the person asked) or "idle" (timed out)."""
+        """A session ended: ``reason`` is "logged out", "quit" (Ctrl+Q) or "idle" (timed out)."""
         self._record_session_event(actor, "logout", {"reason": reason})
 
     def _record_session_event(self, actor: Actor, action: str, details: dict[str, str]) -> None:
